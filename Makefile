@@ -1,0 +1,55 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+STAMP := $(VENV)/.installed
+PORT ?= 8000
+export DJANGO_SETTINGS_MODULE := config.settings
+
+.PHONY: run test lint migrate seed venv services bench-relay clean help
+
+help:
+	@echo "make run    - set up everything and run web, worker, relay and beat"
+	@echo "make test   - set up what the tests need and run the whole suite"
+	@echo "make lint   - ruff, import contracts, missing migrations"
+
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt -c constraints.txt
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+services:
+	@scripts/services.sh
+
+migrate: venv services
+	$(PY) manage.py create_database
+	$(PY) manage.py migrate_all
+
+seed: migrate
+	$(PY) manage.py seed_demo
+
+run: seed
+	$(PY) manage.py collectstatic --noinput --verbosity 0
+	@echo
+	@echo "  Web:      http://127.0.0.1:$(PORT)/  (API docs: /api/v1/docs, admin: /admin/)"
+	@echo
+	PORT=$(PORT) $(BIN)/honcho start -f Procfile
+
+test: venv services
+	$(BIN)/pytest
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+	$(PY) manage.py makemigrations --check --dry-run
+
+bench-relay: migrate
+	$(PY) manage.py bench_relay
+
+clean:
+	rm -rf $(VENV) .staticfiles .pytest_cache

@@ -1,0 +1,1 @@
+"""Regional policy: screening of destinations, tax per region."""

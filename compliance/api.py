@@ -1,0 +1,23 @@
+"""Compliance's face to other modules."""
+
+from __future__ import annotations
+
+import uuid
+
+from compliance import services
+from compliance.contracts import TaxQuote
+
+
+def screen_order(*, order_id: uuid.UUID, region: str, shipping_country: str) -> None:
+    services.screening_create(order_id=order_id, region=region, shipping_country=shipping_country)
+
+
+def assess_tax(*, order_id: uuid.UUID, region: str, taxable_minor: int, currency: str) -> TaxQuote:
+    t = services.tax_assess(order_id=order_id, region=region, taxable_minor=taxable_minor, currency=currency)
+    return TaxQuote(
+        order_id=str(t.order_id),
+        region=t.region,
+        rate_bp=t.rate_bp,
+        taxable_minor=t.taxable_minor,
+        tax_minor=t.tax_minor,
+    )

@@ -1,0 +1,69 @@
+"""DATABASES from the environment: one alias per module, each in its own schema.
+
+``DATABASE_URL`` (or the libpq ``PG*`` variables) names the shared database.
+``DATABASE_URL_<ALIAS>`` moves one module to its own database or server:
+splitting a module out is a settings change, not a code change.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from urllib.parse import unquote, urlparse
+
+# Module aliases in dependency order; each has a schema of the same name.
+MODULE_ALIASES: tuple[str, ...] = (
+    "orders",
+    "inventory",
+    "payments",
+    "fraud",
+    "compliance",
+    "shipping",
+    "messaging",
+)
+ALL_ALIASES: tuple[str, ...] = ("default", *MODULE_ALIASES)
+
+
+def _from_url(url: str) -> dict[str, str]:
+    parsed = urlparse(url)
+    if parsed.scheme not in {"postgres", "postgresql"}:
+        raise ValueError(f"unsupported database URL scheme {parsed.scheme!r}")
+    return {
+        "NAME": unquote(parsed.path.lstrip("/")) or "orders_platform",
+        "USER": unquote(parsed.username or "postgres"),
+        "PASSWORD": unquote(parsed.password or ""),
+        "HOST": parsed.hostname or "127.0.0.1",
+        "PORT": str(parsed.port or 5432),
+    }
+
+
+def _from_pg_env(env: Mapping[str, str]) -> dict[str, str]:
+    return {
+        "NAME": env.get("PGDATABASE", "orders_platform"),
+        "USER": env.get("PGUSER", "postgres"),
+        "PASSWORD": env.get("PGPASSWORD", ""),
+        "HOST": env.get("PGHOST", "127.0.0.1"),
+        "PORT": env.get("PGPORT", "5432"),
+    }
+
+
+def database_settings(env: Mapping[str, str] = os.environ) -> dict[str, dict]:
+    base_url = env.get("DATABASE_URL")
+    base = _from_url(base_url) if base_url else _from_pg_env(env)
+    conn_max_age = int(env.get("DB_CONN_MAX_AGE", "300"))
+    databases: dict[str, dict] = {}
+    for alias in ALL_ALIASES:
+        own_url = env.get(f"DATABASE_URL_{alias.upper()}")
+        target = _from_url(own_url) if own_url else dict(base)
+        databases[alias] = {
+            "ENGINE": "config.db",
+            **target,
+            "SCHEMA": "public" if alias == "default" else alias,
+            "CONN_MAX_AGE": conn_max_age,
+            "CONN_HEALTH_CHECKS": True,
+            "OPTIONS": {},
+            # Each alias gets its own test database so that every alias is
+            # migrated on its own, exactly as in production.
+            "TEST": {"NAME": f"test_{target['NAME']}_{alias}"},
+        }
+    return databases

@@ -1,0 +1,1 @@
+"""PostgreSQL backend that keeps each alias inside its own schema."""

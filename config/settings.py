@@ -1,0 +1,146 @@
+"""Settings, driven by the environment with local defaults."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from kombu import Queue
+
+from config.database import database_settings
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    return default if value is None else value.lower() in {"1", "true", "yes", "on"}
+
+
+def env_list(name: str, default: str) -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "dev-only-insecure-key-change-me")
+DEBUG = env_bool("DJANGO_DEBUG", False)
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_prometheus",
+    "messaging",
+    "compliance",
+    "fraud",
+    "inventory",
+    "payments",
+    "shipping",
+    "orders",
+]
+
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+DATABASES = database_settings()
+DATABASE_ROUTERS = ["config.routers.ModuleRouter"]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / ".staticfiles"
+
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+# --- Celery (DESIGN.md §4): late acks, no loss on worker death, prefetch 1.
+CELERY_BROKER_URL = REDIS_URL
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Redis redelivers an unacknowledged message after the visibility timeout;
+# every countdown must stay below it (enforced by messaging.retries).
+CELERY_VISIBILITY_TIMEOUT_S = int(os.environ.get("CELERY_VISIBILITY_TIMEOUT_S", "3600"))
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT_S}
+CELERY_TASK_DEFAULT_QUEUE = "default"
+REGIONS = ("eu", "us", "apac")
+CELERY_TASK_QUEUES = [
+    Queue("default"),
+    *[Queue(f"saga.{region}") for region in REGIONS],
+    Queue("compensation"),
+    Queue("events"),
+    Queue("batch"),
+]
+CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
+
+# --- Messaging kernel
+MESSAGING_RELAY_BATCH_SIZE = int(os.environ.get("MESSAGING_RELAY_BATCH_SIZE", "500"))
+MESSAGING_RELAY_POLL_INTERVAL_S = float(os.environ.get("MESSAGING_RELAY_POLL_INTERVAL_S", "1.0"))
+MESSAGING_MAX_RETRIES = int(os.environ.get("MESSAGING_MAX_RETRIES", "8"))
+MESSAGING_RETRY_BASE_S = float(os.environ.get("MESSAGING_RETRY_BASE_S", "0.5"))
+MESSAGING_RETRY_MAX_S = float(os.environ.get("MESSAGING_RETRY_MAX_S", "300"))
+
+# --- Business rules
+REGION_COUNTRIES = {
+    "eu": ["AT", "BE", "DE", "DK", "ES", "FI", "FR", "GR", "IE", "IT", "NL", "PL", "PT", "SE"],
+    "us": ["US", "CA", "MX"],
+    "apac": ["AU", "CN", "HK", "IN", "JP", "KR", "NZ", "SG", "TW"],
+}
+COMPLIANCE_DENIED_COUNTRIES = env_list("COMPLIANCE_DENIED_COUNTRIES", "KP,IR,SY,CU")
+# Tax in basis points of the subtotal, per region.
+TAX_RATES_BP = {"eu": 2000, "us": 700, "apac": 1000}
+ORDER_SAGA_DEADLINE_S = int(os.environ.get("ORDER_SAGA_DEADLINE_S", "900"))
+RESERVATION_TTL_S = int(os.environ.get("RESERVATION_TTL_S", "1800"))
+ORDER_MAX_WAIT_S = 10.0
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+}
+
+# --- Third-party adapters (fakes here; a real adapter is a settings change)
+PAYMENT_GATEWAY = os.environ.get("PAYMENT_GATEWAY", "payments.gateway.FakePaymentGateway")
+SHIPPING_CARRIER = os.environ.get("SHIPPING_CARRIER", "shipping.carrier.FakeCarrier")
+FAKE_THIRD_PARTIES = {
+    "payment_gateway": {"latency_ms": float(os.environ.get("FAKE_GATEWAY_LATENCY_MS", "5"))},
+    "carrier": {"latency_ms": float(os.environ.get("FAKE_CARRIER_LATENCY_MS", "5"))},
+}

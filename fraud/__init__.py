@@ -1,0 +1,1 @@
+"""Risk assessment of orders: rules now, a provider later, rules as fallback."""

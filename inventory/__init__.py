@@ -1,0 +1,1 @@
+"""Stock, prices and reservations (soft locks with a TTL)."""

@@ -1,0 +1,46 @@
+"""What inventory accepts and answers (v1)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from messaging.contracts import BusinessError
+
+
+class LineRequest(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    sku: str
+    quantity: int
+
+
+class PricedLine(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    sku: str
+    quantity: int
+    unit_price_minor: int
+
+
+class StockLevel(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    sku: str
+    name: str
+    policy: str
+    on_hand: int
+    reserved: int
+    available: int
+    sold: int
+
+
+class UnknownSku(BusinessError):
+    def __init__(self, sku: str) -> None:
+        super().__init__("unknown_sku", f"unknown SKU {sku!r}")
+
+
+class NoPriceInCurrency(BusinessError):
+    def __init__(self, sku: str, currency: str) -> None:
+        super().__init__("no_price", f"SKU {sku!r} has no price in {currency}")
+
+
+class OutOfStock(BusinessError):
+    def __init__(self, sku: str, quantity: int) -> None:
+        super().__init__("out_of_stock", f"not enough stock of {sku!r} for {quantity}")

@@ -1,0 +1,112 @@
+"""Writes to stock and reservations. Every change is one conditional UPDATE:
+nothing is read in Python and written back (no check-then-act)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from django.db.models import F
+from django.utils import timezone
+
+from inventory.contracts import LineRequest, OutOfStock, UnknownSku
+from inventory.models import Reservation, ReservationStatus, StockItem, StockPolicy
+from messaging.api import atomic_on
+
+atomic = atomic_on("inventory")
+
+
+def stock_set(
+    *, sku: str, on_hand: int, policy: str | None = None, name: str | None = None, prices: dict[str, int] | None = None
+) -> StockItem:
+    """Create an item or set its on-hand count (reserved units stay reserved)."""
+    if on_hand < 0:
+        raise ValueError("on_hand must be >= 0")
+    with atomic():
+        item, _ = StockItem.objects.select_for_update().get_or_create(
+            sku=sku, defaults={"policy": policy or StockPolicy.STRICT, "name": name or sku}
+        )
+        item.on_hand = on_hand
+        if policy:
+            item.policy = policy
+        if name:
+            item.name = name
+        if prices is not None:
+            item.prices = {currency.upper(): int(amount) for currency, amount in prices.items()}
+        item.save()
+    return item
+
+
+def _merge(lines: list[LineRequest]) -> list[tuple[str, int]]:
+    merged: dict[str, int] = {}
+    for line in lines:
+        merged[line.sku] = merged.get(line.sku, 0) + line.quantity
+    # A stable order of locks across concurrent reservations: no deadlocks.
+    return sorted(merged.items())
+
+
+def reservation_hold(*, order_id: uuid.UUID, lines: list[LineRequest], ttl: timedelta) -> list[Reservation]:
+    """Hold stock for an order; all lines or none. Idempotent per order."""
+    with atomic():
+        existing = list(Reservation.objects.filter(order_id=order_id))
+        if existing:
+            return existing
+        expires_at = timezone.now() + ttl
+        policies = dict(StockItem.objects.filter(sku__in=[line.sku for line in lines]).values_list("sku", "policy"))
+        reservations = []
+        for sku, quantity in _merge(lines):
+            policy = policies.get(sku)
+            if policy is None:
+                raise UnknownSku(sku)
+            if policy == StockPolicy.STRICT:
+                held = StockItem.objects.filter(sku=sku, on_hand__gte=F("reserved") + quantity).update(
+                    reserved=F("reserved") + quantity
+                )
+                if not held:
+                    raise OutOfStock(sku, quantity)
+            reservations.append(
+                Reservation(order_id=order_id, sku=sku, quantity=quantity, policy=policy, expires_at=expires_at)
+            )
+        return Reservation.objects.bulk_create(reservations)
+
+
+def _held(order_id: uuid.UUID, status: str) -> list[Reservation]:
+    return list(Reservation.objects.select_for_update().filter(order_id=order_id, status=status).order_by("sku"))
+
+
+def reservation_commit(*, order_id: uuid.UUID) -> int:
+    """Turn an order's held units into sold ones. Idempotent; returns lines committed."""
+    with atomic():
+        held = _held(order_id, ReservationStatus.HELD)
+        for r in held:
+            if r.policy == StockPolicy.STRICT:
+                StockItem.objects.filter(sku=r.sku).update(
+                    on_hand=F("on_hand") - r.quantity, reserved=F("reserved") - r.quantity, sold=F("sold") + r.quantity
+                )
+            else:
+                StockItem.objects.filter(sku=r.sku).update(
+                    on_hand=F("on_hand") - r.quantity, sold=F("sold") + r.quantity
+                )
+        Reservation.objects.filter(pk__in=[r.pk for r in held]).update(status=ReservationStatus.COMMITTED)
+        return len(held)
+
+
+def reservation_release(*, order_id: uuid.UUID) -> int:
+    """Give back what an order holds and has not committed. Idempotent."""
+    with atomic():
+        held = _held(order_id, ReservationStatus.HELD)
+        for r in held:
+            if r.policy == StockPolicy.STRICT:
+                StockItem.objects.filter(sku=r.sku).update(reserved=F("reserved") - r.quantity)
+        Reservation.objects.filter(pk__in=[r.pk for r in held]).update(status=ReservationStatus.RELEASED)
+        return len(held)
+
+
+def reservation_return(*, order_id: uuid.UUID) -> int:
+    """Undo a commit: sold units go back on hand (an order compensated after commit)."""
+    with atomic():
+        committed = _held(order_id, ReservationStatus.COMMITTED)
+        for r in committed:
+            StockItem.objects.filter(sku=r.sku).update(on_hand=F("on_hand") + r.quantity, sold=F("sold") - r.quantity)
+        Reservation.objects.filter(pk__in=[r.pk for r in committed]).update(status=ReservationStatus.RETURNED)
+        return len(committed)

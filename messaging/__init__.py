@@ -1,0 +1,1 @@
+"""Shared messaging kernel: outbox, relay, inbox, retries, dead letters."""

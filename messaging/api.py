@@ -1,0 +1,45 @@
+"""The messaging kernel's face to the modules."""
+
+from messaging.consumers import apply_once, consumer
+from messaging.contracts import BusinessError, Envelope, TransientError
+from messaging.db import atomic_on
+from messaging.dead_letters import (
+    DeadLetterNotActionable,
+    dead_letter_discard,
+    dead_letter_resolve,
+    dead_letter_retry,
+)
+from messaging.faults import crash_point
+from messaging.models import InboxMessage, OutboxMessage
+from messaging.outbox import notify_trigger_sql, outbox_append
+from messaging.redis import redis_client
+from messaging.relay import Relay, drain_batch, outbox_backlog, outbox_models
+from messaging.subscriptions import load_all_consumers
+from messaging.third_party import FaultProfile, fault_profile, set_fault_profile
+
+__all__ = [
+    "BusinessError",
+    "DeadLetterNotActionable",
+    "Envelope",
+    "FaultProfile",
+    "InboxMessage",
+    "OutboxMessage",
+    "Relay",
+    "TransientError",
+    "apply_once",
+    "atomic_on",
+    "consumer",
+    "crash_point",
+    "dead_letter_discard",
+    "dead_letter_resolve",
+    "dead_letter_retry",
+    "drain_batch",
+    "fault_profile",
+    "load_all_consumers",
+    "notify_trigger_sql",
+    "outbox_append",
+    "outbox_backlog",
+    "outbox_models",
+    "redis_client",
+    "set_fault_profile",
+]

@@ -1,0 +1,131 @@
+"""Turning a function into a Celery consumer with exactly-once effects.
+
+``@consumer`` registers the function for a message type and wraps it so that:
+- with an ``inbox`` model, the inbox row and the function's effect commit in
+  one transaction on the module's alias: a redelivered message is skipped;
+- a transient error is retried with exponential backoff and jitter, up to
+  ``max_retries``; a permanent error, or retries exhausted, becomes a dead
+  letter at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import redis
+from celery import Task
+from django.conf import settings
+from django.db import DatabaseError, InterfaceError, OperationalError, connections, transaction
+from kombu.exceptions import OperationalError as BrokerError
+
+from config.celery import app as celery_app
+from messaging.contracts import Envelope, TransientError
+from messaging.dead_letters import dead_letter_record, dead_letter_retry_succeeded
+from messaging.metrics import CONSUMER_OUTCOMES
+from messaging.models import InboxMessage
+from messaging.retries import retry_countdown
+from messaging.subscriptions import Subscription, subscribe
+
+log = logging.getLogger("messaging.consumer")
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    TransientError,
+    OperationalError,
+    InterfaceError,
+    ConnectionError,
+    TimeoutError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    BrokerError,
+)
+
+Handler = Callable[[Envelope], None]
+
+
+def _claim(inbox: type[InboxMessage], *, alias: str, message_id: Any, consumer_name: str) -> bool:
+    table = inbox._meta.db_table
+    with connections[alias].cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (message_id, consumer, processed_at) VALUES (%s, %s, now()) "
+            "ON CONFLICT DO NOTHING RETURNING 1",
+            [message_id, consumer_name],
+        )
+        return cursor.fetchone() is not None
+
+
+def apply_once(handler: Handler, envelope: Envelope, *, inbox: type[InboxMessage], consumer_name: str) -> bool:
+    """Apply ``handler`` unless this consumer already did; True when applied."""
+    alias = inbox.objects.db
+    with transaction.atomic(using=alias):
+        if not _claim(inbox, alias=alias, message_id=envelope.message_id, consumer_name=consumer_name):
+            return False
+        handler(envelope)
+    return True
+
+
+def consumer(
+    *,
+    message_type: str,
+    name: str,
+    queue: str,
+    inbox: type[InboxMessage] | None = None,
+    max_retries: int | None = None,
+) -> Callable[[Handler], Task]:
+    """Make ``handler(envelope)`` the consumer ``name`` of ``message_type``.
+
+    Without an ``inbox`` the handler must be idempotent by itself (the saga is,
+    by order and step).
+    """
+    limit = settings.MESSAGING_MAX_RETRIES if max_retries is None else max_retries
+
+    def decorator(handler: Handler) -> Task:
+        def run(task: Task, envelope_data: dict[str, Any]) -> str:
+            envelope = Envelope.model_validate(envelope_data)
+            attempt = task.request.retries + 1
+            try:
+                if inbox is None:
+                    handler(envelope)
+                    applied = True
+                else:
+                    applied = apply_once(handler, envelope, inbox=inbox, consumer_name=name)
+            except TRANSIENT_ERRORS as exc:
+                if task.request.retries >= limit:
+                    _give_up(envelope, name, queue, exc, attempt)
+                    return "dead_lettered"
+                CONSUMER_OUTCOMES.labels(consumer=name, outcome="retried").inc()
+                log.warning(
+                    "consumer %s: transient failure on %s (attempt %d): %s", name, envelope.message_id, attempt, exc
+                )
+                raise task.retry(exc=exc, countdown=retry_countdown(task.request.retries), max_retries=limit) from exc
+            except Exception as exc:  # noqa: BLE001 - anything else is permanent for this message
+                _give_up(envelope, name, queue, exc, attempt)
+                return "dead_lettered"
+            if not applied:
+                CONSUMER_OUTCOMES.labels(consumer=name, outcome="duplicate").inc()
+                return "duplicate"
+            CONSUMER_OUTCOMES.labels(consumer=name, outcome="ok").inc()
+            retried_letter = envelope.headers.get("dead_letter_retry")
+            if retried_letter:
+                dead_letter_retry_succeeded(letter_id=int(retried_letter))
+            return "ok"
+
+        run.__name__ = handler.__name__
+        run.__doc__ = handler.__doc__
+        task = celery_app.task(name=name, bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=limit)(run)
+        subscribe(Subscription(message_type=message_type, task_name=name, queue=queue))
+        return task
+
+    return decorator
+
+
+def _give_up(envelope: Envelope, name: str, queue: str, exc: BaseException, attempts: int) -> None:
+    CONSUMER_OUTCOMES.labels(consumer=name, outcome="dead_lettered").inc()
+    log.error("consumer %s: dead-lettering %s after %d attempt(s): %r", name, envelope.message_id, attempts, exc)
+    try:
+        dead_letter_record(envelope=envelope, consumer=name, queue=queue, error=exc, attempts=attempts)
+    except DatabaseError:
+        # Without the dead-letter store we must not ack: let the broker redeliver.
+        log.exception("consumer %s: could not store dead letter for %s", name, envelope.message_id)
+        raise

@@ -1,0 +1,201 @@
+"""The relay: moves committed outbox rows of every module onto the broker.
+
+- Claims rows with ``FOR UPDATE SKIP LOCKED`` in creation order, so several
+  relays share the work and none skips a row (no ``id > last`` polling).
+- Publishes, then marks the rows published in the same transaction. A crash
+  in between leaves them unpublished: they go out again (at-least-once), and
+  consumers' inboxes make the second delivery harmless.
+- Wakes on PostgreSQL NOTIFY (sent at commit by a trigger on each outbox);
+  polling every ``poll_interval`` covers a lost notification.
+- If the broker is down the transaction rolls back, the relay backs off and
+  the backlog drains in order once the broker is back.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import psycopg
+from django.apps import apps
+from django.db import connections, transaction
+from django.utils import timezone
+
+from messaging.faults import crash_point
+from messaging.metrics import OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE, RELAY_BATCH_SECONDS, RELAY_BATCH_SIZE, RELAY_PUBLISHED
+from messaging.models import OutboxMessage, RelayHeartbeat
+from messaging.outbox import NOTIFY_CHANNEL
+from messaging.publisher import publish_envelopes
+from messaging.subscriptions import load_all_consumers
+
+log = logging.getLogger("messaging.relay")
+
+
+def outbox_models() -> list[type[OutboxMessage]]:
+    return [m for m in apps.get_models() if issubclass(m, OutboxMessage)]
+
+
+def envelope_of(row: OutboxMessage, source: str) -> dict[str, Any]:
+    return {
+        "message_id": str(row.id),
+        "message_type": row.message_type,
+        "version": row.version,
+        "source": source,
+        "aggregate_id": row.aggregate_id,
+        "sequence": row.sequence,
+        "correlation_id": row.correlation_id,
+        "causation_id": row.causation_id,
+        "region": row.region,
+        "created_at": row.created_at.isoformat(),
+        "payload": row.payload,
+        "headers": row.headers,
+    }
+
+
+def drain_batch(model: type[OutboxMessage], batch_size: int) -> int:
+    """Publish and mark up to ``batch_size`` rows of one outbox; return how many."""
+    alias = model.objects.db
+    started = time.perf_counter()
+    with transaction.atomic(using=alias):
+        rows = list(
+            model.objects.select_for_update(skip_locked=True)
+            .filter(published_at__isnull=True)
+            .order_by("created_at")[:batch_size]
+        )
+        if not rows:
+            return 0
+        publish_envelopes(envelope_of(row, alias) for row in rows)
+        crash_point("relay.after_publish")
+        model.objects.filter(pk__in=[row.pk for row in rows]).update(published_at=timezone.now())
+    RELAY_PUBLISHED.labels(module=alias).inc(len(rows))
+    RELAY_BATCH_SIZE.labels(module=alias).observe(len(rows))
+    RELAY_BATCH_SECONDS.labels(module=alias).observe(time.perf_counter() - started)
+    return len(rows)
+
+
+def outbox_backlog(model: type[OutboxMessage]) -> tuple[int, float]:
+    """(unpublished rows, age in seconds of the oldest) for one outbox."""
+    pending = model.objects.filter(published_at__isnull=True)
+    oldest = pending.order_by("created_at").values_list("created_at", flat=True).first()
+    age = (timezone.now() - oldest).total_seconds() if oldest else 0.0
+    return pending.count(), age
+
+
+def prune_published(model: type[OutboxMessage], *, older_than: timedelta, chunk: int = 5000) -> int:
+    cutoff = timezone.now() - older_than
+    removed = 0
+    while True:
+        ids = list(model.objects.filter(published_at__lt=cutoff).values_list("pk", flat=True)[:chunk])
+        if not ids:
+            return removed
+        removed += model.objects.filter(pk__in=ids).delete()[0]
+
+
+def _dsn(alias: str) -> str:
+    s = connections[alias].settings_dict
+    return psycopg.conninfo.make_conninfo(
+        dbname=s["NAME"], user=s["USER"], password=s["PASSWORD"] or None, host=s["HOST"], port=s["PORT"]
+    )
+
+
+@dataclass
+class Relay:
+    batch_size: int = 500
+    poll_interval: float = 1.0
+    retention: timedelta = timedelta(days=7)
+    relay_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    max_backoff: float = 10.0
+
+    def __post_init__(self) -> None:
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self.published_total = 0
+        load_all_consumers()
+
+    # --- lifecycle
+    def stop(self, *_: Any) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+
+    def _listen(self, dsn: str) -> None:
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(dsn, autocommit=True) as conn:
+                    conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    self._wake.set()  # catch up on anything committed while we were away
+                    while not self._stop.is_set():
+                        for _ in conn.notifies(timeout=1.0, stop_after=1):
+                            self._wake.set()
+            except psycopg.Error as exc:
+                log.warning("relay: LISTEN connection lost (%s); reconnecting", exc)
+                self._stop.wait(1.0)
+
+    def start_listeners(self) -> None:
+        for dsn in sorted({_dsn(m.objects.db) for m in outbox_models()}):
+            threading.Thread(target=self._listen, args=(dsn,), daemon=True, name="relay-listen").start()
+
+    # --- work
+    def drain_all(self) -> int:
+        total = 0
+        for model in outbox_models():
+            while not self._stop.is_set():
+                sent = drain_batch(model, self.batch_size)
+                total += sent
+                if sent < self.batch_size:
+                    break
+        self.published_total += total
+        return total
+
+    def heartbeat(self) -> None:
+        RelayHeartbeat.objects.update_or_create(
+            relay_id=self.relay_id, defaults={"beat_at": timezone.now(), "published_total": self.published_total}
+        )
+        for model in outbox_models():
+            backlog, age = outbox_backlog(model)
+            OUTBOX_BACKLOG.labels(module=model.objects.db).set(backlog)
+            OUTBOX_OLDEST_AGE.labels(module=model.objects.db).set(age)
+
+    def prune(self) -> None:
+        for model in outbox_models():
+            removed = prune_published(model, older_than=self.retention)
+            if removed:
+                log.info("relay: pruned %d published rows from %s", removed, model._meta.db_table)
+
+    def run(self) -> None:
+        self.start_listeners()
+        failures = 0
+        next_beat = next_prune = 0.0
+        log.info("relay %s started", self.relay_id)
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                self.drain_all()
+                now = time.monotonic()
+                if now >= next_beat:
+                    self.heartbeat()
+                    next_beat = now + 2.0
+                if now >= next_prune:
+                    self.prune()
+                    next_prune = now + 600.0
+                failures = 0
+            except Exception as exc:  # noqa: BLE001 - the relay must outlive broker and DB outages
+                failures += 1
+                delay = min(self.max_backoff, 0.1 * 2**failures)
+                log.warning("relay: publish failed (%r); retrying in %.1fs", exc, delay)
+                for alias in {m.objects.db for m in outbox_models()}:
+                    connections[alias].close_if_unusable_or_obsolete()
+                self._stop.wait(delay)
+                continue
+            self._wake.wait(self.poll_interval)
+        log.info("relay %s stopped after publishing %d messages", self.relay_id, self.published_total)

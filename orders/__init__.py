@@ -1,0 +1,1 @@
+"""The order aggregate, its saga, and the REST API clients talk to."""

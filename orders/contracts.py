@@ -1,0 +1,15 @@
+"""Messages the orders module sends (v1). Other modules may consume the events."""
+
+from __future__ import annotations
+
+from typing import Final
+
+START_SAGA: Final = "orders.StartSaga"
+RESUME_SAGA: Final = "orders.ResumeSaga"
+ORDER_CONFIRMED: Final = "orders.OrderConfirmed"
+ORDER_REJECTED: Final = "orders.OrderRejected"
+ORDER_CANCELLED: Final = "orders.OrderCancelled"
+ORDER_NEEDS_ATTENTION: Final = "orders.OrderNeedsAttention"
+
+# Payload of every orders event: {"order_id": str, "state": str, "reason": str,
+# "total_minor": int, "currency": str}. Personal data is never in events.

@@ -1,0 +1,61 @@
+"""The NinjaAPI object: one error shape for every failure."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, HttpError, ValidationError
+
+from messaging.api import BusinessError
+from orders.http.auth import ClientToken
+from orders.http.routes import router, stock_router
+
+api = NinjaAPI(
+    title="Order platform",
+    version="1",
+    urls_namespace="api-v1",
+    docs_url="/docs",
+    auth=ClientToken(),
+    description="Orders are accepted here and completed by a saga across inventory, payments, fraud, "
+    "compliance and shipping. Amounts are integers in minor units of the order's currency.",
+)
+api.add_router("/orders", router)
+api.add_router("/inventory", stock_router)
+
+_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    409: "conflict",
+    422: "unprocessable",
+    429: "too_many_requests",
+    503: "unavailable",
+}
+
+
+def _error(request: HttpRequest, status: int, code: str, detail: object) -> HttpResponse:
+    return api.create_response(request, {"error": {"code": code, "detail": detail}}, status=status)
+
+
+@api.exception_handler(BusinessError)
+def business_error(request: HttpRequest, exc: BusinessError) -> HttpResponse:
+    return _error(request, exc.http_status, exc.code, exc.detail)
+
+
+@api.exception_handler(ValidationError)
+def validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+    fields = [{"loc": e.get("loc"), "msg": e.get("msg"), "type": e.get("type")} for e in exc.errors]
+    return _error(request, 422, "invalid_request", fields)
+
+
+@api.exception_handler(AuthenticationError)
+def auth_error(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
+    response = _error(request, 401, "unauthorized", "a valid bearer token is required")
+    response["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+@api.exception_handler(HttpError)
+def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    return _error(request, exc.status_code, _CODES.get(exc.status_code, "error"), str(exc))

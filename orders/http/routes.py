@@ -1,0 +1,102 @@
+"""Thin views: parse, call a service or selector, shape the answer."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from ninja import Header, Router
+from ninja.errors import HttpError
+
+from inventory.api import get_stock_level
+from inventory.contracts import UnknownSku
+from orders.http.presenters import order_body
+from orders.http.schemas import ErrorOut, OrderAccepted, OrderIn, OrderOut, StockOut
+from orders.models import RESTING_STATES
+from orders.selectors import order_for_client, order_state
+from orders.services.placement import OrderRequest, order_place
+
+router = Router(tags=["orders"])
+stock_router = Router(tags=["inventory"])
+
+_WAIT = re.compile(r"(?:^|[;,\s])wait=(\d+(?:\.\d+)?)")
+
+
+def _requested_wait(prefer: str | None) -> float:
+    match = _WAIT.search(prefer or "")
+    return min(float(match.group(1)), settings.ORDER_MAX_WAIT_S) if match else 0.0
+
+
+def _await_outcome(order_id: uuid.UUID, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    delay = 0.01
+    while time.monotonic() < deadline:
+        if order_state(order_id=order_id) in RESTING_STATES:
+            return True
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.1)
+    return False
+
+
+@router.post(
+    "",
+    response={200: OrderOut, 202: OrderAccepted, 400: ErrorOut, 401: ErrorOut, 409: ErrorOut, 422: ErrorOut},
+    summary="Place an order",
+    description="Requires `Idempotency-Key`. Send `Prefer: wait=N` (N ≤ 10 s) to wait for the outcome.",
+)
+def place_order(
+    request: HttpRequest,
+    response: HttpResponse,
+    payload: OrderIn,
+    idempotency_key: str | None = Header(default=None, alias="Idempotency-Key"),
+    prefer: str | None = Header(default=None, alias="Prefer"),
+):  # type: ignore[no-untyped-def]
+    if not idempotency_key or not idempotency_key.strip():
+        raise HttpError(400, "the Idempotency-Key header is required")
+    if len(idempotency_key) > 255:
+        raise HttpError(400, "the Idempotency-Key header is longer than 255 characters")
+    client = request.auth
+    placement = order_place(
+        client_id=client.id,
+        idempotency_key=idempotency_key.strip(),
+        request=OrderRequest(
+            customer_id=payload.customer_id,
+            region=payload.region,
+            currency=payload.currency,
+            lines=[(line.sku, line.quantity) for line in payload.lines],
+            payment_token=payload.payment_token,
+            shipping_address={
+                **payload.shipping_address.model_dump(exclude_none=True),
+                "country": payload.shipping_address.country.upper(),
+            },
+        ),
+        correlation_id=getattr(request, "correlation_id", "") or str(uuid.uuid4()),
+    )
+    response["Location"] = placement.body["url"]
+    if placement.replayed:
+        response["Idempotent-Replayed"] = "true"
+    wait = _requested_wait(prefer)
+    if wait > 0 and _await_outcome(placement.order_id, wait):
+        order = order_for_client(order_id=placement.order_id, client_id=client.id)
+        return 200, order_body(order)
+    return placement.status, placement.body
+
+
+@router.get("/{order_id}", response={200: OrderOut, 401: ErrorOut, 404: ErrorOut}, summary="An order and its history")
+def get_order(request: HttpRequest, order_id: uuid.UUID):  # type: ignore[no-untyped-def]
+    order = order_for_client(order_id=order_id, client_id=request.auth.id)
+    if order is None:
+        raise HttpError(404, "order not found")
+    return 200, order_body(order)
+
+
+@stock_router.get("/{sku}", response={200: StockOut, 401: ErrorOut, 404: ErrorOut}, summary="Stock of one SKU")
+def get_stock(request: HttpRequest, sku: str):  # type: ignore[no-untyped-def]
+    try:
+        level = get_stock_level(sku=sku)
+    except UnknownSku as exc:
+        raise HttpError(404, exc.detail) from exc
+    return 200, level.model_dump()

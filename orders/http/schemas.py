@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from ninja import Schema
+from pydantic import Field
+
+
+class ShippingAddressIn(Schema):
+    country: str = Field(pattern=r"^[A-Za-z]{2}$", description="ISO 3166-1 alpha-2 country code")
+    name: str | None = Field(default=None, max_length=200)
+    line1: str | None = Field(default=None, max_length=200)
+    line2: str | None = Field(default=None, max_length=200)
+    city: str | None = Field(default=None, max_length=100)
+    postal_code: str | None = Field(default=None, max_length=20)
+
+
+class OrderLineIn(Schema):
+    sku: str = Field(min_length=1, max_length=64)
+    quantity: int = Field(gt=0, le=10_000)
+
+
+class OrderIn(Schema):
+    customer_id: str = Field(min_length=1, max_length=64)
+    region: Literal["eu", "us", "apac"]
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    lines: list[OrderLineIn] = Field(min_length=1, max_length=100)
+    payment_token: str = Field(min_length=1, max_length=128)
+    shipping_address: ShippingAddressIn
+
+
+class OrderAccepted(Schema):
+    id: str
+    state: str
+    url: str
+
+
+class OrderLineOut(Schema):
+    sku: str
+    quantity: int
+    unit_price_minor: int
+    line_total_minor: int
+
+
+class HistoryOut(Schema):
+    from_state: str
+    to_state: str
+    reason: str
+    actor: str
+    at: datetime
+
+
+class OrderOut(Schema):
+    id: str
+    state: str
+    region: str
+    currency: str
+    customer_id: str
+    lines: list[OrderLineOut]
+    subtotal_minor: int
+    tax_minor: int
+    total_minor: int
+    total: str
+    failure_reason: str
+    created_at: datetime
+    history: list[HistoryOut]
+
+
+class StockOut(Schema):
+    sku: str
+    name: str
+    policy: str
+    on_hand: int
+    reserved: int
+    available: int
+    sold: int
+
+
+class ErrorBody(Schema):
+    code: str
+    detail: str | list | dict
+
+
+class ErrorOut(Schema):
+    error: ErrorBody

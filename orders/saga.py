@@ -1,0 +1,225 @@
+"""The order saga orchestrator (DESIGN.md §3).
+
+One run drives an order as far as it can go now:
+
+    reservation:  screen → assess_fraud → reserve_stock → compute_tax → authorize_payment
+    confirmation: commit_stock → capture_payment → create_shipment → confirmed
+    compensation: undo completed steps in reverse order → rejected / cancelled
+
+Each step calls a participant's ``api.py`` (its own transaction on its own
+alias), is idempotent by (order, step), and is recorded on the order before
+the next one starts, so a run that dies anywhere resumes where it stopped.
+A ``BusinessError`` compensates; a ``TransientError`` propagates so that the
+consumer retries the run with backoff (the saga pauses, it does not reject),
+until the order's deadline passes and it compensates instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connections
+from django.utils import timezone
+
+from compliance.api import assess_tax, screen_order
+from fraud.api import assess_order
+from fraud.contracts import Decision, FraudRejected
+from inventory.api import commit_stock, release_stock, reserve_stock, return_stock
+from inventory.contracts import LineRequest
+from messaging.api import BusinessError, TransientError, crash_point
+from orders.contracts import ORDER_CANCELLED, ORDER_CONFIRMED, ORDER_REJECTED
+from orders.db import ALIAS
+from orders.models import Order, OrderState
+from orders.services.transitions import order_record_step, order_transition
+from payments.api import authorize_payment, capture_payment, refund_payment, void_payment
+from shipping.api import cancel_shipment, create_shipment
+
+log = logging.getLogger("orders.saga")
+S = OrderState
+
+
+class HeldForReview(Exception):
+    """Fraud wants a person to look: the saga rests in ``on_hold``."""
+
+
+class SagaBusy(TransientError):
+    """Another worker is driving this order right now."""
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    run: Callable[[Order], dict]
+    undo: Callable[[Order], None] | None = None
+
+
+def _screen(order: Order) -> dict:
+    screen_order(order_id=order.id, region=order.region, shipping_country=order.shipping_country)
+    return {}
+
+
+def _assess_fraud(order: Order) -> dict:
+    risk = assess_order(
+        order_id=order.id,
+        customer_id=order.customer_id,
+        amount_minor=order.subtotal_minor,
+        currency=order.currency,
+        region=order.region,
+        shipping_country=order.shipping_country,
+    )
+    if risk.decision == Decision.REJECT:
+        raise FraudRejected(risk.reasons)
+    if risk.decision == Decision.REVIEW:
+        raise HeldForReview(", ".join(risk.reasons))
+    return {}
+
+
+def _reserve(order: Order) -> dict:
+    lines = [LineRequest(sku=line.sku, quantity=line.quantity) for line in order.lines.all()]
+    reserve_stock(order_id=order.id, lines=lines, ttl=timedelta(seconds=settings.RESERVATION_TTL_S))
+    return {}
+
+
+def _tax(order: Order) -> dict:
+    quote = assess_tax(
+        order_id=order.id, region=order.region, taxable_minor=order.subtotal_minor, currency=order.currency
+    )
+    return {"tax_minor": quote.tax_minor}
+
+
+def _authorize(order: Order) -> dict:
+    authorize_payment(
+        order_id=order.id, amount_minor=order.total_minor, currency=order.currency, token=order.payment_token
+    )
+    return {}
+
+
+def _commit(order: Order) -> dict:
+    commit_stock(order_id=order.id)
+    return {}
+
+
+def _capture(order: Order) -> dict:
+    capture_payment(order_id=order.id)
+    return {}
+
+
+def _ship(order: Order) -> dict:
+    create_shipment(order_id=order.id, region=order.region, country=order.shipping_country)
+    return {}
+
+
+RESERVATION = (
+    Step("screen", _screen),
+    Step("assess_fraud", _assess_fraud),
+    Step("reserve_stock", _reserve, undo=lambda o: release_stock(order_id=o.id)),
+    Step("compute_tax", _tax),
+    Step("authorize_payment", _authorize, undo=lambda o: void_payment(order_id=o.id)),
+)
+CONFIRMATION = (
+    Step("commit_stock", _commit, undo=lambda o: return_stock(order_id=o.id)),
+    Step("capture_payment", _capture, undo=lambda o: refund_payment(order_id=o.id)),
+    Step("create_shipment", _ship, undo=lambda o: cancel_shipment(order_id=o.id)),
+)
+STEPS = {step.name: step for step in (*RESERVATION, *CONFIRMATION)}
+# Undo every step that may have had an effect, even one whose completion was
+# never recorded (the worker may have died between the effect and the record).
+UNDO_ORDER = tuple(reversed([*RESERVATION, *CONFIRMATION]))
+
+
+@contextmanager
+def _driving(order_id: uuid.UUID) -> Iterator[None]:
+    """One driver per order across all workers (a session advisory lock, freed
+    by PostgreSQL if the worker dies)."""
+    key = f"saga:{order_id}"
+    with connections[ALIAS].cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 11))", [key])
+        (acquired,) = cursor.fetchone()
+    if not acquired:
+        raise SagaBusy(f"order {order_id} is being driven by another worker")
+    try:
+        yield
+    finally:
+        with connections[ALIAS].cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 11))", [key])
+
+
+def _run_steps(order: Order, steps: tuple[Step, ...]) -> Order:
+    for step in steps:
+        if step.name in order.completed_steps:
+            continue
+        fields = step.run(order)
+        crash_point(f"saga.after_step:{step.name}")
+        order = order_record_step(order, step=step.name, fields=fields)
+    return order
+
+
+def _compensate(order: Order, *, correlation_id: str) -> Order:
+    for step in UNDO_ORDER:
+        if step.undo is not None:
+            step.undo(order)
+            crash_point(f"saga.after_undo:{step.name}")
+    cancelled = order.failure_reason.startswith("cancelled")
+    return order_transition(
+        order,
+        transition="mark_cancelled" if cancelled else "reject",
+        reason=order.failure_reason,
+        correlation_id=correlation_id,
+        event=ORDER_CANCELLED if cancelled else ORDER_REJECTED,
+    )
+
+
+def _start_compensating(order: Order, *, reason: str, correlation_id: str) -> Order:
+    return order_transition(
+        order,
+        transition="start_compensating",
+        reason=reason,
+        correlation_id=correlation_id,
+        fields={"failure_reason": reason},
+    )
+
+
+def saga_run(*, order_id: uuid.UUID, correlation_id: str = "") -> str:
+    """Drive the order as far as it can go; return the state it rests in."""
+    with _driving(order_id):
+        order = Order.objects.get(pk=order_id)
+        correlation_id = correlation_id or str(order.id)
+        if order.state in (S.CONFIRMED, S.SHIPPED, S.DELIVERED, S.REJECTED, S.CANCELLED, S.ON_HOLD, S.NEEDS_ATTENTION):
+            return order.state
+        if order.state != S.COMPENSATING and timezone.now() > order.deadline_at:
+            order = _start_compensating(
+                order, reason="deadline passed before the order completed", correlation_id=correlation_id
+            )
+        try:
+            if order.state == S.PENDING:
+                order = order_transition(order, transition="start_reserving", correlation_id=correlation_id)
+            if order.state == S.RESERVING:
+                order = _run_steps(order, RESERVATION)
+                order = order_transition(order, transition="mark_reserved", correlation_id=correlation_id)
+            if order.state == S.RESERVED:
+                order = order_transition(order, transition="start_confirming", correlation_id=correlation_id)
+            if order.state == S.CONFIRMING:
+                order = _run_steps(order, CONFIRMATION)
+                order = order_transition(
+                    order, transition="confirm", correlation_id=correlation_id, event=ORDER_CONFIRMED
+                )
+        except HeldForReview as held:
+            order = order_transition(
+                order, transition="hold_for_review", reason=f"fraud review: {held}", correlation_id=correlation_id
+            )
+            return order.state
+        except BusinessError as failure:
+            log.info("order %s: %s; compensating", order.id, failure.detail)
+            order = Order.objects.get(pk=order_id)
+            order = _start_compensating(
+                order, reason=f"{failure.code}: {failure.detail}", correlation_id=correlation_id
+            )
+        if order.state == S.COMPENSATING:
+            order = _compensate(order, correlation_id=correlation_id)
+        return order.state

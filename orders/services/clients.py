@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from orders.models import ApiClient
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def api_client_create(*, name: str) -> tuple[ApiClient, str]:
+    """Create a client and return it with its bearer token (shown only once)."""
+    token = f"opk_{secrets.token_urlsafe(32)}"
+    client = ApiClient.objects.create(name=name, token_sha256=token_digest(token))
+    return client, token
+
+
+def api_client_rotate(*, name: str) -> tuple[ApiClient, str]:
+    token = f"opk_{secrets.token_urlsafe(32)}"
+    client = ApiClient.objects.get(name=name)
+    client.token_sha256 = token_digest(token)
+    client.save(update_fields=["token_sha256"])
+    return client, token

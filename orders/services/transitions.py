@@ -1,0 +1,85 @@
+"""The only way an order's state changes: a django-fsm transition, saved with
+its history row and (optionally) an event, in one transaction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django_fsm import can_proceed
+
+from messaging.api import outbox_append
+from orders.db import atomic
+from orders.models import Order, OrderHistory, OrdersOutbox
+
+
+class TransitionRefused(Exception):
+    def __init__(self, order: Order, transition: str) -> None:
+        super().__init__(f"order {order.id} in state {order.state!r} cannot {transition}")
+        self.order = order
+        self.transition = transition
+
+
+def order_event(order: Order, *, message_type: str, correlation_id: str, reason: str = "", **extra: Any) -> None:
+    """Append an orders event to the outbox; call inside the orders transaction."""
+    outbox_append(
+        model=OrdersOutbox,
+        message_type=message_type,
+        aggregate_id=str(order.id),
+        sequence=order.version,
+        region=order.region,
+        correlation_id=correlation_id or str(order.id),
+        payload={
+            "order_id": str(order.id),
+            "state": order.state,
+            "reason": reason,
+            "total_minor": order.total_minor,
+            "currency": order.currency,
+            **extra,
+        },
+    )
+
+
+def order_transition(
+    order: Order,
+    *,
+    transition: str,
+    reason: str = "",
+    actor: str = "system",
+    correlation_id: str = "",
+    event: str | None = None,
+    fields: dict[str, Any] | None = None,
+) -> Order:
+    """Apply ``transition`` to ``order`` and persist it; raises ConcurrentTransition
+    when another worker moved the order first (re-read it and decide again)."""
+    method = getattr(order, transition)
+    if not can_proceed(method):
+        raise TransitionRefused(order, transition)
+    from_state = order.state
+    with atomic():
+        method()
+        for name, value in (fields or {}).items():
+            setattr(order, name, value)
+        order.version += 1
+        order.save()
+        OrderHistory.objects.create(
+            order=order,
+            from_state=from_state,
+            to_state=order.state,
+            reason=reason[:2000],
+            actor=actor,
+            correlation_id=correlation_id,
+        )
+        if event:
+            order_event(order, message_type=event, correlation_id=correlation_id, reason=reason)
+    return order
+
+
+def order_record_step(order: Order, *, step: str, fields: dict[str, Any] | None = None) -> Order:
+    """Remember that saga ``step`` is done (and what it produced)."""
+    with atomic():
+        for name, value in (fields or {}).items():
+            setattr(order, name, value)
+        order.completed_steps = [*order.completed_steps, step]
+        order.version += 1
+        order.save()
+    return order

@@ -1,0 +1,1 @@
+"""Authorizations, captures, voids, refunds and the double-entry ledger."""

@@ -1,0 +1,153 @@
+"""Money movements. The gateway is called outside any database transaction
+(it is slow and remote) with an idempotency key per (order, operation); the
+result is then recorded in one local transaction. A crash in between is
+repaired by calling again: the gateway answers the same."""
+
+from __future__ import annotations
+
+import uuid
+
+from messaging.api import atomic_on
+from payments.contracts import PaymentDeclined
+from payments.gateway import payment_gateway
+from payments.models import Authorization, AuthorizationStatus, Capture, LedgerAccount, LedgerEntry, Refund
+
+atomic = atomic_on("payments")
+
+
+def _key(order_id: uuid.UUID, operation: str) -> str:
+    return f"{order_id}:{operation}"
+
+
+def authorization_create(*, order_id: uuid.UUID, amount_minor: int, currency: str, token: str) -> Authorization:
+    existing = Authorization.objects.filter(order_id=order_id).first()
+    if existing is None:
+        result = payment_gateway().authorize(
+            idempotency_key=_key(order_id, "authorize"), token=token, amount_minor=amount_minor, currency=currency
+        )
+        with atomic():
+            existing, _ = Authorization.objects.get_or_create(
+                order_id=order_id,
+                defaults={
+                    "amount_minor": amount_minor,
+                    "currency": currency,
+                    "payment_token": token,
+                    "status": AuthorizationStatus.AUTHORIZED if result.approved else AuthorizationStatus.DECLINED,
+                    "gateway_reference": result.reference,
+                    "decline_code": result.decline_code,
+                },
+            )
+    if existing.status == AuthorizationStatus.DECLINED:
+        raise PaymentDeclined(existing.decline_code)
+    return existing
+
+
+def _post(order_id: uuid.UUID, *, debit: str, credit: str, amount_minor: int, currency: str, memo: str) -> None:
+    journal = uuid.uuid4()
+    LedgerEntry.objects.bulk_create(
+        [
+            LedgerEntry(
+                journal_id=journal,
+                order_id=order_id,
+                account=debit,
+                debit_minor=amount_minor,
+                currency=currency,
+                memo=memo,
+            ),
+            LedgerEntry(
+                journal_id=journal,
+                order_id=order_id,
+                account=credit,
+                credit_minor=amount_minor,
+                currency=currency,
+                memo=memo,
+            ),
+        ]
+    )
+
+
+def capture_create(*, order_id: uuid.UUID) -> Capture:
+    """Capture the authorized amount, at most once per order."""
+    done = Capture.objects.filter(order_id=order_id).first()
+    if done is not None:
+        return done
+    auth = Authorization.objects.get(order_id=order_id, status=AuthorizationStatus.AUTHORIZED)
+    result = payment_gateway().capture(
+        idempotency_key=_key(order_id, "capture"),
+        authorization_ref=auth.gateway_reference,
+        amount_minor=auth.amount_minor,
+        currency=auth.currency,
+    )
+    with atomic():
+        auth = Authorization.objects.select_for_update().get(pk=auth.pk)
+        capture, created = Capture.objects.get_or_create(
+            order_id=order_id,
+            defaults={
+                "authorization": auth,
+                "amount_minor": auth.amount_minor,
+                "currency": auth.currency,
+                "gateway_reference": result.reference,
+            },
+        )
+        if created:
+            Authorization.objects.filter(pk=auth.pk).update(status=AuthorizationStatus.CAPTURED)
+            _post(
+                order_id,
+                debit=LedgerAccount.GATEWAY_CLEARING,
+                credit=LedgerAccount.SALES,
+                amount_minor=capture.amount_minor,
+                currency=capture.currency,
+                memo="capture",
+            )
+    return capture
+
+
+def authorization_void(*, order_id: uuid.UUID) -> bool:
+    """Release the hold of an uncaptured authorization. Idempotent."""
+    auth = Authorization.objects.filter(order_id=order_id, status=AuthorizationStatus.AUTHORIZED).first()
+    if auth is None:
+        return False
+    payment_gateway().void(idempotency_key=_key(order_id, "void"), authorization_ref=auth.gateway_reference)
+    with atomic():
+        return bool(
+            Authorization.objects.filter(pk=auth.pk, status=AuthorizationStatus.AUTHORIZED).update(
+                status=AuthorizationStatus.VOIDED
+            )
+        )
+
+
+def capture_refund(*, order_id: uuid.UUID) -> Refund | None:
+    """Give back a captured amount in full. Idempotent."""
+    capture = Capture.objects.filter(order_id=order_id).first()
+    if capture is None:
+        return None
+    done = Refund.objects.filter(order_id=order_id).first()
+    if done is not None:
+        return done
+    result = payment_gateway().refund(
+        idempotency_key=_key(order_id, "refund"),
+        capture_ref=capture.gateway_reference,
+        amount_minor=capture.amount_minor,
+        currency=capture.currency,
+    )
+    with atomic():
+        refund, created = Refund.objects.get_or_create(
+            order_id=order_id,
+            defaults={
+                "capture": capture,
+                "amount_minor": capture.amount_minor,
+                "currency": capture.currency,
+                "gateway_reference": result.reference,
+            },
+        )
+        if created:
+            Authorization.objects.filter(order_id=order_id).update(status=AuthorizationStatus.REFUNDED)
+            _post(
+                order_id,
+                debit=LedgerAccount.SALES,
+                credit=LedgerAccount.GATEWAY_CLEARING,
+                amount_minor=refund.amount_minor,
+                currency=refund.currency,
+                memo="refund",
+            )
+    return refund

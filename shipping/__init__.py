@@ -1,0 +1,1 @@
+"""Shipments through a carrier, and fulfilment events."""

@@ -1,0 +1,23 @@
+"""Shipping's face to other modules."""
+
+from __future__ import annotations
+
+import uuid
+
+from shipping import selectors, services
+from shipping.contracts import ShipmentInfo
+
+
+def create_shipment(*, order_id: uuid.UUID, region: str, country: str) -> ShipmentInfo:
+    services.shipment_create(order_id=order_id, region=region, country=country)
+    info = selectors.shipment_of(order_id=order_id)
+    assert info is not None
+    return info
+
+
+def cancel_shipment(*, order_id: uuid.UUID) -> None:
+    services.shipment_cancel(order_id=order_id)
+
+
+def get_shipment(*, order_id: uuid.UUID) -> ShipmentInfo | None:
+    return selectors.shipment_of(order_id=order_id)
