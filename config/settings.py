@@ -144,3 +144,5 @@ FAKE_THIRD_PARTIES = {
     "payment_gateway": {"latency_ms": float(os.environ.get("FAKE_GATEWAY_LATENCY_MS", "5"))},
     "carrier": {"latency_ms": float(os.environ.get("FAKE_CARRIER_LATENCY_MS", "5"))},
 }
+# Destinations the (fake) carrier refuses: a business failure after payment.
+CARRIER_UNSERVICEABLE_COUNTRIES = env_list("CARRIER_UNSERVICEABLE_COUNTRIES", "AQ")

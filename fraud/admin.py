@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from fraud.models import Assessment
+from fraud.models import Assessment, CustomerProfile
 
 
 @admin.register(Assessment)
@@ -22,3 +22,10 @@ class AssessmentAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):  # type: ignore[no-untyped-def]
         return False
+
+
+@admin.register(CustomerProfile)
+class CustomerProfileAdmin(admin.ModelAdmin):
+    list_display = ("customer_id", "confirmed_orders", "confirmed_amount_minor", "last_confirmed_at")
+    search_fields = ("customer_id",)
+    readonly_fields = ("customer_id", "confirmed_orders", "confirmed_amount_minor", "last_confirmed_at")

@@ -22,6 +22,18 @@ class Assessment(models.Model):
         return f"{self.order_id} {self.decision} ({self.score})"
 
 
+class CustomerProfile(models.Model):
+    """What fraud knows of a customer's confirmed orders (fed by OrderConfirmed)."""
+
+    customer_id = models.CharField(max_length=64, primary_key=True)
+    confirmed_orders = models.PositiveIntegerField(default=0)
+    confirmed_amount_minor = models.BigIntegerField(default=0)
+    last_confirmed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.customer_id
+
+
 class FraudOutbox(OutboxMessage):
     class Meta(OutboxMessage.Meta):
         db_table = "fraud_outbox"

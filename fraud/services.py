@@ -3,11 +3,12 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
+from django.db.models import F
 from django.utils import timezone
 
 from fraud import rules
 from fraud.contracts import Decision
-from fraud.models import Assessment
+from fraud.models import Assessment, CustomerProfile
 from messaging.api import atomic_on
 
 atomic = atomic_on("fraud")
@@ -54,3 +55,19 @@ def assessment_create(
             },
         )
     return assessment
+
+
+def customer_profile_record_confirmed(*, customer_id: str, amount_minor: int) -> None:
+    """Count a confirmed order for the customer; call inside the consumer's transaction."""
+    updated = CustomerProfile.objects.filter(customer_id=customer_id).update(
+        confirmed_orders=F("confirmed_orders") + 1,
+        confirmed_amount_minor=F("confirmed_amount_minor") + amount_minor,
+        last_confirmed_at=timezone.now(),
+    )
+    if not updated:
+        CustomerProfile.objects.create(
+            customer_id=customer_id,
+            confirmed_orders=1,
+            confirmed_amount_minor=amount_minor,
+            last_confirmed_at=timezone.now(),
+        )

@@ -11,5 +11,6 @@ ORDER_REJECTED: Final = "orders.OrderRejected"
 ORDER_CANCELLED: Final = "orders.OrderCancelled"
 ORDER_NEEDS_ATTENTION: Final = "orders.OrderNeedsAttention"
 
-# Payload of every orders event: {"order_id": str, "state": str, "reason": str,
-# "total_minor": int, "currency": str}. Personal data is never in events.
+# Payload of every orders event: {"order_id": str, "customer_id": str (a
+# pseudonymous id), "state": str, "reason": str, "total_minor": int,
+# "currency": str}. Names and addresses are never in events.

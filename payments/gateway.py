@@ -40,8 +40,9 @@ class PaymentGateway(Protocol):
 class FakePaymentGateway:
     """Behaves like a card gateway: latency, declines and timeouts on demand.
 
-    Tokens: ``tok_ok`` approves, ``tok_declined`` declines, anything else is an
-    unknown token (declined). Idempotency keys are remembered in Redis for a
+    Tokens: ``tok_ok`` approves, ``tok_declined`` declines,
+    ``tok_capture_declined`` authorizes but its capture is refused; anything
+    else is an unknown token (declined). Idempotency keys are remembered in Redis for a
     day, as a real gateway remembers them on its side.
     """
 
@@ -67,6 +68,8 @@ class FakePaymentGateway:
         def decide() -> GatewayResult:
             if token == "tok_declined":
                 return GatewayResult(approved=False, reference="", decline_code="card_declined")
+            if token == "tok_capture_declined":
+                return GatewayResult(approved=True, reference=f"auth_x{uuid.uuid4().hex[:15]}")
             if token != "tok_ok":
                 return GatewayResult(approved=False, reference="", decline_code="invalid_token")
             if fault_profile(self.name).declines():
@@ -78,9 +81,13 @@ class FakePaymentGateway:
     def capture(
         self, *, idempotency_key: str, authorization_ref: str, amount_minor: int, currency: str
     ) -> GatewayResult:
-        return self._once(
-            idempotency_key, lambda: GatewayResult(approved=True, reference=f"cap_{uuid.uuid4().hex[:16]}")
-        )
+        def decide() -> GatewayResult:
+            if authorization_ref.startswith("auth_x"):
+                # Authorized with tok_capture_declined: the issuer refuses the capture.
+                return GatewayResult(approved=False, reference="", decline_code="authorization_expired")
+            return GatewayResult(approved=True, reference=f"cap_{uuid.uuid4().hex[:16]}")
+
+        return self._once(idempotency_key, decide)
 
     def void(self, *, idempotency_key: str, authorization_ref: str) -> GatewayResult:
         return self._once(

@@ -78,6 +78,8 @@ def capture_create(*, order_id: uuid.UUID) -> Capture:
         amount_minor=auth.amount_minor,
         currency=auth.currency,
     )
+    if not result.approved:
+        raise PaymentDeclined(result.decline_code or "capture_declined")
     with atomic():
         auth = Authorization.objects.select_for_update().get(pk=auth.pk)
         capture, created = Capture.objects.get_or_create(

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.utils.module_loading import import_string
 
 from messaging.api import fault_profile
-from shipping.contracts import CarrierUnavailable
+from shipping.contracts import CarrierUnavailable, DestinationUnserviceable
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,8 @@ class FakeCarrier:
         profile.wait()
         if profile.times_out():
             raise CarrierUnavailable("carrier: timed out")
+        if country.upper() in settings.CARRIER_UNSERVICEABLE_COUNTRIES:
+            raise DestinationUnserviceable(country.upper())
         digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:12].upper()
         return Label(carrier="fakecarrier", tracking_number=f"FC{country.upper()}{digest}")
 

@@ -8,7 +8,7 @@ import uuid
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
-from ninja import Header, Router
+from ninja import Header, Router, Status
 from ninja.errors import HttpError
 
 from inventory.api import get_stock_level
@@ -81,8 +81,8 @@ def place_order(
     wait = _requested_wait(prefer)
     if wait > 0 and _await_outcome(placement.order_id, wait):
         order = order_for_client(order_id=placement.order_id, client_id=client.id)
-        return 200, order_body(order)
-    return placement.status, placement.body
+        return Status(200, order_body(order))
+    return Status(placement.status, placement.body)
 
 
 @router.get("/{order_id}", response={200: OrderOut, 401: ErrorOut, 404: ErrorOut}, summary="An order and its history")
@@ -90,7 +90,7 @@ def get_order(request: HttpRequest, order_id: uuid.UUID):  # type: ignore[no-unt
     order = order_for_client(order_id=order_id, client_id=request.auth.id)
     if order is None:
         raise HttpError(404, "order not found")
-    return 200, order_body(order)
+    return Status(200, order_body(order))
 
 
 @stock_router.get("/{sku}", response={200: StockOut, 401: ErrorOut, 404: ErrorOut}, summary="Stock of one SKU")
@@ -99,4 +99,4 @@ def get_stock(request: HttpRequest, sku: str):  # type: ignore[no-untyped-def]
         level = get_stock_level(sku=sku)
     except UnknownSku as exc:
         raise HttpError(404, exc.detail) from exc
-    return 200, level.model_dump()
+    return Status(200, level.model_dump())

@@ -30,6 +30,7 @@ def order_event(order: Order, *, message_type: str, correlation_id: str, reason:
         correlation_id=correlation_id or str(order.id),
         payload={
             "order_id": str(order.id),
+            "customer_id": order.customer_id,
             "state": order.state,
             "reason": reason,
             "total_minor": order.total_minor,

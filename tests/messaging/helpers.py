@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+
+from django.db import transaction
+from django.utils import timezone
+
+from messaging.api import outbox_append
+from tests.probe.models import ProbeOutbox
+from tests.probe.tasks import PING
+
+
+def ping_envelope(key: str = "k") -> dict:
+    return {
+        "message_id": str(uuid.uuid4()),
+        "message_type": PING,
+        "version": 1,
+        "source": "default",
+        "aggregate_id": key,
+        "sequence": 1,
+        "correlation_id": "corr-1",
+        "causation_id": "",
+        "region": "eu",
+        "created_at": timezone.now().isoformat(),
+        "payload": {},
+        "headers": {},
+    }
+
+
+def add_pings(n: int, *, prefix: str = "p") -> list[ProbeOutbox]:
+    with transaction.atomic(using="default"):
+        if n == 1:
+            return [
+                outbox_append(
+                    model=ProbeOutbox,
+                    message_type=PING,
+                    aggregate_id=f"{prefix}0",
+                    sequence=1,
+                    payload={},
+                    correlation_id="c",
+                )
+            ]
+        now = timezone.now()
+        return ProbeOutbox.objects.bulk_create(
+            ProbeOutbox(
+                message_type=PING,
+                aggregate_id=f"{prefix}{i}",
+                sequence=1,
+                payload={},
+                correlation_id="c",
+                created_at=now,
+            )
+            for i in range(n)
+        )
+
+
+def eventually(check: Callable[[], bool], timeout: float = 20.0, interval: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")

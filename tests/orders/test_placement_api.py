@@ -1,0 +1,209 @@
+"""POST /api/v1/orders and GET: idempotency, auth, bad input (saga not running)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+
+import psycopg
+import pytest
+from django.db import connections
+from django.test import Client
+
+from orders.models import IdempotencyRecord, Order, OrderHistory, OrderLine, OrdersOutbox
+from tests.conftest import ApiCaller, order_body, table_counts
+
+
+@pytest.fixture
+def sku(stock) -> str:
+    stock("SKU-1", 10, price=1250)
+    return "SKU-1"
+
+
+def test_accepts_an_order_in_one_transaction_with_its_saga_message(api_caller: ApiCaller, sku: str) -> None:
+    response = api_caller.place(order_body(sku, 2), key="k-1")
+
+    assert response.status_code == 202
+    body = response.json()
+    order = Order.objects.get(pk=body["id"])
+    assert body == {"id": str(order.id), "state": "pending", "url": f"/api/v1/orders/{order.id}"}
+    assert response["Location"] == f"/api/v1/orders/{order.id}"
+    assert order.subtotal_minor == 2500
+    assert order.client_id == api_caller.client_id
+    assert [(line.sku, line.quantity, line.unit_price_minor) for line in order.lines.all()] == [("SKU-1", 2, 1250)]
+    assert list(OrderHistory.objects.filter(order=order).values_list("from_state", "to_state")) == [("", "pending")]
+    message = OrdersOutbox.objects.get()
+    assert (message.message_type, message.aggregate_id, message.region) == ("orders.StartSaga", str(order.id), "eu")
+    assert message.payload == {"order_id": str(order.id)}
+    assert message.published_at is None
+
+
+def test_same_key_same_body_replays_the_first_answer(api_caller: ApiCaller, sku: str) -> None:
+    first = api_caller.place(order_body(sku), key="same")
+    second = api_caller.place(order_body(sku), key="same")
+
+    assert first.status_code == second.status_code == 202
+    assert second.json() == first.json()
+    assert second["Idempotent-Replayed"] == "true"
+    assert Order.objects.count() == 1
+    assert OrdersOutbox.objects.count() == 1
+
+
+def test_same_key_different_body_is_refused(api_caller: ApiCaller, sku: str) -> None:
+    api_caller.place(order_body(sku, 1), key="same")
+    before = table_counts()
+
+    response = api_caller.place(order_body(sku, 2), key="same")
+
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "idempotency_key_reused"
+    assert table_counts() == before
+
+
+def test_same_key_from_two_clients_are_two_orders(api_caller: ApiCaller, other_caller: ApiCaller, sku: str) -> None:
+    a = api_caller.place(order_body(sku), key="shared")
+    b = other_caller.place(order_body(sku), key="shared")
+    assert a.json()["id"] != b.json()["id"]
+    assert Order.objects.count() == 2
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_key_in_flight_gets_409(api_caller: ApiCaller, sku: str) -> None:
+    db = connections["orders"].settings_dict
+    lock_key = f"{api_caller.client_id}:busy"
+    with psycopg.connect(host=db["HOST"], port=db["PORT"], user=db["USER"], dbname=db["NAME"]) as other:
+        other.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 7))", [lock_key])
+        response = api_caller.place(order_body(sku), key="busy")
+        other.rollback()
+
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "idempotency_key_in_flight"
+    assert Order.objects.count() == 0
+    assert api_caller.place(order_body(sku), key="busy").status_code == 202
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_concurrent_requests_with_one_key_create_one_order(api_caller: ApiCaller, sku: str) -> None:
+    results: list[tuple[int, dict]] = []
+    barrier = threading.Barrier(8)
+
+    def post() -> None:
+        barrier.wait()
+        response = api_caller.place(order_body(sku), key="race")
+        results.append((response.status_code, response.json()))
+        connections.close_all()
+
+    threads = [threading.Thread(target=post) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert Order.objects.count() == 1
+    assert IdempotencyRecord.objects.count() == 1
+    order_id = str(Order.objects.get().pk)
+    assert {status for status, _ in results} <= {202, 409}
+    assert all(body["id"] == order_id for status, body in results if status == 202)
+    assert any(status == 202 for status, _ in results)
+
+
+def test_get_order_shows_lines_total_and_history(api_caller: ApiCaller, sku: str) -> None:
+    order_id = api_caller.place(order_body(sku, 3)).json()["id"]
+
+    body = api_caller.get(f"/api/v1/orders/{order_id}").json()
+
+    assert body["id"] == order_id
+    assert body["state"] == "pending"
+    assert (body["region"], body["currency"]) == ("eu", "EUR")
+    assert body["lines"] == [{"sku": "SKU-1", "quantity": 3, "unit_price_minor": 1250, "line_total_minor": 3750}]
+    assert (body["subtotal_minor"], body["tax_minor"], body["total_minor"], body["total"]) == (3750, 0, 3750, "37.50")
+    assert [(h["from_state"], h["to_state"]) for h in body["history"]] == [("", "pending")]
+
+
+def test_another_clients_order_is_not_found(api_caller: ApiCaller, other_caller: ApiCaller, sku: str) -> None:
+    order_id = api_caller.place(order_body(sku)).json()["id"]
+
+    response = other_caller.get(f"/api/v1/orders/{order_id}")
+
+    assert response.status_code == 404
+    assert response.json() == {"error": {"code": "not_found", "detail": "order not found"}}
+
+
+def test_unknown_order_is_not_found(api_caller: ApiCaller) -> None:
+    assert api_caller.get(f"/api/v1/orders/{uuid.uuid4()}").status_code == 404
+
+
+def test_inventory_endpoint(api_caller: ApiCaller, sku: str) -> None:
+    body = api_caller.get("/api/v1/inventory/SKU-1").json()
+    assert (body["on_hand"], body["reserved"], body["available"], body["policy"]) == (10, 0, 10, "strict")
+    assert api_caller.get("/api/v1/inventory/NOPE").status_code == 404
+
+
+def _bad(field: str, value: object) -> dict:
+    body = order_body("SKU-1")
+    body[field] = value
+    return body
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        (_bad("lines", [{"sku": "NOPE", "quantity": 1}]), 422, "unknown_sku"),
+        (_bad("lines", [{"sku": "SKU-1", "quantity": 0}]), 422, "invalid_request"),
+        (_bad("lines", [{"sku": "SKU-1", "quantity": -3}]), 422, "invalid_request"),
+        (_bad("lines", []), 422, "invalid_request"),
+        (_bad("region", "mars"), 422, "invalid_request"),
+        (_bad("currency", "GBP"), 422, "no_price"),
+        (_bad("currency", "euro"), 422, "invalid_request"),
+        (_bad("shipping_address", {}), 422, "invalid_request"),
+        ({k: v for k, v in order_body("SKU-1").items() if k != "customer_id"}, 422, "invalid_request"),
+        ({k: v for k, v in order_body("SKU-1").items() if k != "payment_token"}, 422, "invalid_request"),
+    ],
+)
+def test_bad_input_gets_a_clear_error_and_writes_nothing(
+    api_caller: ApiCaller, sku: str, body: dict, status: int, code: str
+) -> None:
+    before = table_counts()
+
+    response = api_caller.place(body)
+
+    assert response.status_code == status
+    assert response.json()["error"]["code"] == code
+    assert table_counts() == before
+
+
+def test_malformed_json_is_400_and_writes_nothing(api_caller: ApiCaller, sku: str) -> None:
+    before = table_counts()
+    response = api_caller.client.post(
+        "/api/v1/orders",
+        "{not json",
+        content_type="application/json",
+        **api_caller.headers(HTTP_IDEMPOTENCY_KEY="x"),
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "bad_request"
+    assert table_counts() == before
+
+
+def test_missing_idempotency_key_is_400_and_writes_nothing(api_caller: ApiCaller, sku: str) -> None:
+    before = table_counts()
+    response = api_caller.client.post(
+        "/api/v1/orders", json.dumps(order_body(sku)), content_type="application/json", **api_caller.headers()
+    )
+    assert response.status_code == 400
+    assert "Idempotency-Key" in response.json()["error"]["detail"]
+    assert table_counts() == before
+
+
+@pytest.mark.parametrize("authorization", [None, "Bearer wrong-token", "Basic abc", "Bearer "])
+def test_missing_or_bad_token_is_401_and_writes_nothing(sku: str, authorization: str | None) -> None:
+    before = table_counts()
+    headers = {"HTTP_IDEMPOTENCY_KEY": "k"}
+    if authorization is not None:
+        headers["HTTP_AUTHORIZATION"] = authorization
+    response = Client().post("/api/v1/orders", order_body(sku), content_type="application/json", **headers)
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "unauthorized"
+    assert table_counts() == before
+    assert OrderLine.objects.count() == 0

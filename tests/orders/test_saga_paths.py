@@ -1,0 +1,171 @@
+"""Every way the first-version saga can end, run in-process: all modules must agree."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from messaging.api import TransientError, set_fault_profile
+from orders.models import Order, OrderHistory, OrdersOutbox
+from orders.saga import saga_run
+from tests.agreement import stock_of, view
+from tests.conftest import ApiCaller, order_body
+
+
+@pytest.fixture
+def place(api_caller: ApiCaller, stock):  # type: ignore[no-untyped-def]
+    stock("SKU-1", 5, price=10_000)
+
+    def _place(**kwargs) -> uuid.UUID:  # type: ignore[no-untyped-def]
+        response = api_caller.place(order_body("SKU-1", kwargs.pop("quantity", 2), **kwargs))
+        assert response.status_code == 202, response.content
+        return uuid.UUID(response.json()["id"])
+
+    return _place
+
+
+def history(order_id: uuid.UUID) -> list[str]:
+    return list(OrderHistory.objects.filter(order_id=order_id).values_list("to_state", flat=True))
+
+
+def test_happy_path_confirms_and_every_module_agrees(place) -> None:  # type: ignore[no-untyped-def]
+    order_id = place()
+
+    assert saga_run(order_id=order_id) == "confirmed"
+
+    order = Order.objects.get(pk=order_id)
+    assert (order.subtotal_minor, order.tax_minor, order.total_minor) == (20_000, 4_000, 24_000)
+    assert view(order_id) == view(order_id).__class__(
+        state="confirmed",
+        reservations={"SKU-1": "committed"},
+        authorization="captured",
+        captures=1,
+        captured_minor=24_000,
+        refunded_minor=0,
+        ledger=(24_000, 24_000),
+        shipment="created",
+    )
+    assert stock_of("SKU-1") == (3, 0, 3, 2)
+    assert history(order_id) == ["pending", "reserving", "reserved", "confirming", "confirmed"]
+    assert order.completed_steps == [
+        "screen",
+        "assess_fraud",
+        "reserve_stock",
+        "compute_tax",
+        "authorize_payment",
+        "commit_stock",
+        "capture_payment",
+        "create_shipment",
+    ]
+    confirmed = OrdersOutbox.objects.get(message_type="orders.OrderConfirmed")
+    assert confirmed.payload["total_minor"] == 24_000
+    assert confirmed.sequence == order.version
+
+
+def test_running_the_saga_again_changes_nothing(place) -> None:  # type: ignore[no-untyped-def]
+    order_id = place()
+    saga_run(order_id=order_id)
+    before = view(order_id)
+
+    assert saga_run(order_id=order_id) == "confirmed"
+    assert view(order_id) == before
+    assert stock_of("SKU-1") == (3, 0, 3, 2)
+
+
+def test_declined_payment_rejects_and_gives_the_stock_back(place) -> None:  # type: ignore[no-untyped-def]
+    order_id = place(token="tok_declined")
+
+    assert saga_run(order_id=order_id) == "rejected"
+
+    v = view(order_id)
+    assert (v.reservations, v.authorization, v.captures, v.ledger, v.shipment) == (
+        {"SKU-1": "released"},
+        "declined",
+        0,
+        (0, 0),
+        None,
+    )
+    assert stock_of("SKU-1") == (5, 0, 5, 0)
+    assert history(order_id) == ["pending", "reserving", "compensating", "rejected"]
+    assert Order.objects.get(pk=order_id).failure_reason.startswith("payment_declined")
+
+
+def test_refused_capture_voids_the_authorization_and_returns_stock(place) -> None:  # type: ignore[no-untyped-def]
+    order_id = place(token="tok_capture_declined")
+
+    assert saga_run(order_id=order_id) == "rejected"
+
+    v = view(order_id)
+    assert (v.reservations, v.authorization, v.captures, v.ledger, v.shipment) == (
+        {"SKU-1": "returned"},
+        "voided",
+        0,
+        (0, 0),
+        None,
+    )
+    assert stock_of("SKU-1") == (5, 0, 5, 0)
+
+
+def test_failure_after_capture_refunds_it(place) -> None:  # type: ignore[no-untyped-def]
+    order_id = place(country="AQ")  # the carrier does not serve it
+
+    assert saga_run(order_id=order_id) == "rejected"
+
+    v = view(order_id)
+    assert (v.reservations, v.authorization, v.captures, v.captured_minor, v.refunded_minor, v.shipment) == (
+        {"SKU-1": "returned"},
+        "refunded",
+        1,
+        24_000,
+        24_000,
+        None,
+    )
+    assert v.ledger == (48_000, 48_000)  # capture and its reversal
+    assert stock_of("SKU-1") == (5, 0, 5, 0)
+
+
+def test_out_of_stock_rejects_without_holding_or_charging(place) -> None:  # type: ignore[no-untyped-def]
+    order_id = place(quantity=6)
+
+    assert saga_run(order_id=order_id) == "rejected"
+
+    v = view(order_id)
+    assert (v.reservations, v.authorization, v.captures) == ({}, None, 0)
+    assert stock_of("SKU-1") == (5, 0, 5, 0)
+    assert "out_of_stock" in Order.objects.get(pk=order_id).failure_reason
+
+
+def test_denied_destination_rejects_before_anything_is_held(place) -> None:  # type: ignore[no-untyped-def]
+    order_id = place(country="KP")
+
+    assert saga_run(order_id=order_id) == "rejected"
+
+    v = view(order_id)
+    assert (v.reservations, v.authorization, v.shipment) == ({}, None, None)
+    assert "destination_denied" in Order.objects.get(pk=order_id).failure_reason
+
+
+def test_fraud_review_rests_on_hold(place, stock) -> None:  # type: ignore[no-untyped-def]
+    stock("SKU-1", 100, price=150_000)
+    order_id = place(quantity=2, country="US")  # large amount + shipping outside the region → review
+
+    assert saga_run(order_id=order_id) == "on_hold"
+    assert view(order_id).reservations == {}
+
+
+def test_gateway_outage_pauses_the_saga_then_it_completes(place) -> None:  # type: ignore[no-untyped-def]
+    order_id = place()
+    set_fault_profile("payment_gateway", timeout_rate=1.0)
+
+    with pytest.raises(TransientError):
+        saga_run(order_id=order_id)
+
+    order = Order.objects.get(pk=order_id)
+    assert order.state == "reserving"
+    assert "authorize_payment" not in order.completed_steps
+    assert stock_of("SKU-1") == (5, 2, 3, 0)  # still held while paused
+
+    set_fault_profile("payment_gateway")
+    assert saga_run(order_id=order_id) == "confirmed"
+    assert view(order_id).captures == 1
