@@ -6,9 +6,9 @@ import uuid
 from dataclasses import dataclass
 
 from inventory.api import get_stock_level, reservation_statuses
+from orders.models import Order
 from payments.api import get_ledger_balance, get_payment_summary
 from shipping.api import get_shipment
-from orders.models import Order
 
 
 @dataclass(frozen=True)
