@@ -6,7 +6,6 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 STAMP := $(VENV)/.installed
 PORT ?= 8000
-export DJANGO_SETTINGS_MODULE := config.settings
 
 .PHONY: run test lint migrate seed venv services bench-relay clean help
 
@@ -41,7 +40,7 @@ run: seed
 	PORT=$(PORT) $(BIN)/honcho start -f Procfile
 
 test: venv services
-	$(BIN)/pytest
+	DJANGO_SETTINGS_MODULE=config.settings_test $(BIN)/pytest
 
 lint: venv
 	$(BIN)/ruff check .

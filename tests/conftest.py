@@ -187,8 +187,10 @@ class Platform:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.worker is not None and self.worker.poll() is None, self.logs("worker")
-            if app.control.ping(timeout=0.5):
-                return
+            # A fresh connection each time: a pooled one may predate a Redis restart.
+            with app.connection_for_write() as connection:
+                if app.control.ping(timeout=0.5, connection=connection):
+                    return
         raise AssertionError("worker did not start:\n" + self.logs("worker"))
 
     @staticmethod
@@ -236,3 +238,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("django_db") is None:
             item.add_marker(pytest.mark.django_db(databases="__all__"))
+    # Tests with live relay and worker processes go last: once started, those
+    # processes consume from the broker and would take in-process tests' messages.
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)
