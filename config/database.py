@@ -51,6 +51,8 @@ def database_settings(env: Mapping[str, str] = os.environ) -> dict[str, dict]:
     base_url = env.get("DATABASE_URL")
     base = _from_url(base_url) if base_url else _from_pg_env(env)
     conn_max_age = int(env.get("DB_CONN_MAX_AGE", "300"))
+    # Lets two test runs share one PostgreSQL server without sharing databases.
+    test_suffix = env.get("TEST_DB_SUFFIX", "")
     databases: dict[str, dict] = {}
     for alias in ALL_ALIASES:
         own_url = env.get(f"DATABASE_URL_{alias.upper()}")
@@ -64,6 +66,6 @@ def database_settings(env: Mapping[str, str] = os.environ) -> dict[str, dict]:
             "OPTIONS": {},
             # Each alias gets its own test database so that every alias is
             # migrated on its own, exactly as in production.
-            "TEST": {"NAME": f"test_{target['NAME']}_{alias}"},
+            "TEST": {"NAME": f"test_{target['NAME']}_{alias}{test_suffix}"},
         }
     return databases

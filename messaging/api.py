@@ -10,7 +10,7 @@ from messaging.dead_letters import (
     dead_letter_retry,
 )
 from messaging.faults import crash_point
-from messaging.models import InboxMessage, OutboxMessage
+from messaging.models import InboxMessage, KernelOutbox, OutboxMessage
 from messaging.outbox import notify_trigger_sql, outbox_append
 from messaging.redis import redis_client
 from messaging.relay import Relay, drain_batch, outbox_backlog, outbox_models
@@ -23,6 +23,7 @@ __all__ = [
     "Envelope",
     "FaultProfile",
     "InboxMessage",
+    "KernelOutbox",
     "OutboxMessage",
     "Relay",
     "TransientError",

@@ -118,3 +118,10 @@ class RelayHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return self.relay_id
+
+
+class KernelOutbox(OutboxMessage):
+    """The kernel's own outbox (operational and benchmark messages)."""
+
+    class Meta(OutboxMessage.Meta):
+        db_table = "messaging_outbox"
