@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_prometheus",
+    "django_fsm",
     "messaging",
     "compliance",
     "fraud",
@@ -107,7 +108,11 @@ CELERY_TASK_QUEUES = [
     Queue("events"),
     Queue("batch"),
 ]
-CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
+CELERY_BEAT_SCHEDULE: dict[str, dict] = {
+    "expire-reservations": {"task": "inventory.expire_reservations", "schedule": 30.0, "options": {"queue": "batch"}},
+    "recover-sagas": {"task": "orders.recover_sagas", "schedule": 30.0, "options": {"queue": "batch"}},
+    "expire-fraud-reviews": {"task": "orders.expire_reviews", "schedule": 60.0, "options": {"queue": "batch"}},
+}
 
 # --- Messaging kernel
 MESSAGING_RELAY_BATCH_SIZE = int(os.environ.get("MESSAGING_RELAY_BATCH_SIZE", "500"))
@@ -126,6 +131,11 @@ COMPLIANCE_DENIED_COUNTRIES = env_list("COMPLIANCE_DENIED_COUNTRIES", "KP,IR,SY,
 # Tax in basis points of the subtotal, per region.
 TAX_RATES_BP = {"eu": 2000, "us": 700, "apac": 1000}
 ORDER_SAGA_DEADLINE_S = int(os.environ.get("ORDER_SAGA_DEADLINE_S", "900"))
+# A saga that has not moved for this long is resumed (or compensated) by recovery.
+SAGA_STALE_AFTER_S = int(os.environ.get("SAGA_STALE_AFTER_S", "60"))
+# Retries of a paused saga; its deadline, not this, decides when it gives up.
+SAGA_MAX_RETRIES = int(os.environ.get("SAGA_MAX_RETRIES", "30"))
+FRAUD_REVIEW_TIMEOUT_S = int(os.environ.get("FRAUD_REVIEW_TIMEOUT_S", str(24 * 3600)))
 RESERVATION_TTL_S = int(os.environ.get("RESERVATION_TTL_S", "1800"))
 ORDER_MAX_WAIT_S = 10.0
 

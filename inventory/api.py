@@ -42,3 +42,7 @@ def return_stock(*, order_id: uuid.UUID) -> None:
 
 def reservation_statuses(*, order_id: uuid.UUID) -> dict[str, str]:
     return selectors.reservations_of(order_id=order_id)
+
+
+def expire_reservations(*, limit: int = 500) -> list[uuid.UUID]:
+    return services.reservations_expire(limit=limit)

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from pydantic import BaseModel, ConfigDict
 
 from messaging.contracts import BusinessError
+
+# Event: a hold lapsed and its units went back to stock. Payload:
+# {"order_id": str, "skus": [str]}.
+RESERVATION_EXPIRED: Final = "inventory.ReservationExpired"
 
 
 class LineRequest(BaseModel):
@@ -44,3 +50,8 @@ class NoPriceInCurrency(BusinessError):
 class OutOfStock(BusinessError):
     def __init__(self, sku: str, quantity: int) -> None:
         super().__init__("out_of_stock", f"not enough stock of {sku!r} for {quantity}")
+
+
+class ReservationLapsed(BusinessError):
+    def __init__(self, order_id: str, skus: str) -> None:
+        super().__init__("reservation_lapsed", f"the stock hold of order {order_id} lapsed ({skus})")

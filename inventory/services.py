@@ -4,14 +4,14 @@ nothing is read in Python and written back (no check-then-act)."""
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db.models import F
 from django.utils import timezone
 
-from inventory.contracts import LineRequest, OutOfStock, UnknownSku
-from inventory.models import Reservation, ReservationStatus, StockItem, StockPolicy
-from messaging.api import atomic_on
+from inventory.contracts import RESERVATION_EXPIRED, LineRequest, OutOfStock, ReservationLapsed, UnknownSku
+from inventory.models import InventoryOutbox, Reservation, ReservationStatus, StockItem, StockPolicy
+from messaging.api import atomic_on, outbox_append
 
 atomic = atomic_on("inventory")
 
@@ -75,9 +75,19 @@ def _held(order_id: uuid.UUID, status: str) -> list[Reservation]:
 
 
 def reservation_commit(*, order_id: uuid.UUID) -> int:
-    """Turn an order's held units into sold ones. Idempotent; returns lines committed."""
+    """Turn an order's held units into sold ones. Idempotent; returns lines committed.
+
+    Refuses when a hold has lapsed (expired and released): the units may be
+    someone else's by now.
+    """
     with atomic():
-        held = _held(order_id, ReservationStatus.HELD)
+        reservations = list(Reservation.objects.select_for_update().filter(order_id=order_id).order_by("sku"))
+        if not reservations:
+            raise ReservationLapsed(str(order_id), "no reservation")
+        lapsed = [r.sku for r in reservations if r.status in (ReservationStatus.RELEASED, ReservationStatus.RETURNED)]
+        if lapsed:
+            raise ReservationLapsed(str(order_id), ", ".join(lapsed))
+        held = [r for r in reservations if r.status == ReservationStatus.HELD]
         for r in held:
             if r.policy == StockPolicy.STRICT:
                 StockItem.objects.filter(sku=r.sku).update(
@@ -91,15 +101,46 @@ def reservation_commit(*, order_id: uuid.UUID) -> int:
         return len(held)
 
 
+def _release(held: list[Reservation]) -> None:
+    for r in held:
+        if r.policy == StockPolicy.STRICT:
+            StockItem.objects.filter(sku=r.sku).update(reserved=F("reserved") - r.quantity)
+    Reservation.objects.filter(pk__in=[r.pk for r in held]).update(status=ReservationStatus.RELEASED)
+
+
 def reservation_release(*, order_id: uuid.UUID) -> int:
     """Give back what an order holds and has not committed. Idempotent."""
     with atomic():
         held = _held(order_id, ReservationStatus.HELD)
-        for r in held:
-            if r.policy == StockPolicy.STRICT:
-                StockItem.objects.filter(sku=r.sku).update(reserved=F("reserved") - r.quantity)
-        Reservation.objects.filter(pk__in=[r.pk for r in held]).update(status=ReservationStatus.RELEASED)
+        _release(held)
         return len(held)
+
+
+def reservations_expire(*, now: datetime | None = None, limit: int = 500) -> list[uuid.UUID]:
+    """Release holds past their expiry and announce each order's lapse (for its saga)."""
+    now = now or timezone.now()
+    order_ids = list(
+        Reservation.objects.filter(status=ReservationStatus.HELD, expires_at__lt=now)
+        .values_list("order_id", flat=True)
+        .distinct()[:limit]
+    )
+    expired = []
+    for order_id in order_ids:
+        with atomic():
+            held = [r for r in _held(order_id, ReservationStatus.HELD) if r.expires_at < now]
+            if not held:
+                continue
+            _release(held)
+            outbox_append(
+                model=InventoryOutbox,
+                message_type=RESERVATION_EXPIRED,
+                aggregate_id=str(order_id),
+                sequence=1,
+                correlation_id=str(order_id),
+                payload={"order_id": str(order_id), "skus": [r.sku for r in held]},
+            )
+            expired.append(order_id)
+    return expired
 
 
 def reservation_return(*, order_id: uuid.UUID) -> int:

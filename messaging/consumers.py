@@ -42,6 +42,7 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 Handler = Callable[[Envelope], None]
+GiveUpHandler = Callable[[Envelope, BaseException], None]
 
 
 def _claim(inbox: type[InboxMessage], *, alias: str, message_id: Any, consumer_name: str) -> bool:
@@ -72,11 +73,13 @@ def consumer(
     queue: str,
     inbox: type[InboxMessage] | None = None,
     max_retries: int | None = None,
+    on_give_up: GiveUpHandler | None = None,
 ) -> Callable[[Handler], Task]:
     """Make ``handler(envelope)`` the consumer ``name`` of ``message_type``.
 
     Without an ``inbox`` the handler must be idempotent by itself (the saga is,
-    by order and step).
+    by order and step). ``on_give_up(envelope, error)`` runs after the message
+    became a dead letter (e.g. to put its order in front of a person).
     """
     limit = settings.MESSAGING_MAX_RETRIES if max_retries is None else max_retries
 
@@ -92,7 +95,7 @@ def consumer(
                     applied = apply_once(handler, envelope, inbox=inbox, consumer_name=name)
             except TRANSIENT_ERRORS as exc:
                 if task.request.retries >= limit:
-                    _give_up(envelope, name, queue, exc, attempt)
+                    _give_up(envelope, name, queue, exc, attempt, on_give_up)
                     return "dead_lettered"
                 CONSUMER_OUTCOMES.labels(consumer=name, outcome="retried").inc()
                 log.warning(
@@ -100,7 +103,7 @@ def consumer(
                 )
                 raise task.retry(exc=exc, countdown=retry_countdown(task.request.retries), max_retries=limit) from exc
             except Exception as exc:  # noqa: BLE001 - anything else is permanent for this message
-                _give_up(envelope, name, queue, exc, attempt)
+                _give_up(envelope, name, queue, exc, attempt, on_give_up)
                 return "dead_lettered"
             if not applied:
                 CONSUMER_OUTCOMES.labels(consumer=name, outcome="duplicate").inc()
@@ -120,7 +123,9 @@ def consumer(
     return decorator
 
 
-def _give_up(envelope: Envelope, name: str, queue: str, exc: BaseException, attempts: int) -> None:
+def _give_up(
+    envelope: Envelope, name: str, queue: str, exc: BaseException, attempts: int, on_give_up: GiveUpHandler | None
+) -> None:
     CONSUMER_OUTCOMES.labels(consumer=name, outcome="dead_lettered").inc()
     log.error("consumer %s: dead-lettering %s after %d attempt(s): %r", name, envelope.message_id, attempts, exc)
     try:
@@ -129,3 +134,5 @@ def _give_up(envelope: Envelope, name: str, queue: str, exc: BaseException, atte
         # Without the dead-letter store we must not ack: let the broker redeliver.
         log.exception("consumer %s: could not store dead letter for %s", name, envelope.message_id)
         raise
+    if on_give_up is not None:
+        on_give_up(envelope, exc)

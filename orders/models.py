@@ -4,7 +4,7 @@ import uuid
 
 from django.db import models
 from django.utils import timezone
-from django_fsm import ConcurrentTransitionMixin, FSMField, transition
+from django_fsm import RETURN_VALUE, ConcurrentTransitionMixin, FSMField, transition
 
 from messaging.api import InboxMessage, OutboxMessage
 
@@ -98,10 +98,13 @@ class Order(ConcurrentTransitionMixin, models.Model):
 
     @transition(
         field=state,
-        source=[S.PENDING, S.RESERVING, S.ON_HOLD, S.RESERVED, S.CONFIRMING, S.CONFIRMED, S.NEEDS_ATTENTION],
+        source=[S.PENDING, S.RESERVING, S.ON_HOLD, S.RESERVED, S.CONFIRMING, S.CONFIRMED],
         target=S.COMPENSATING,
     )
     def start_compensating(self) -> None: ...
+
+    @transition(field=state, source=S.NEEDS_ATTENTION, target=S.COMPENSATING, permission="orders.intervene_saga")
+    def retry_compensation(self) -> None: ...
 
     @transition(field=state, source=S.COMPENSATING, target=S.REJECTED)
     def reject(self) -> None: ...
@@ -111,6 +114,33 @@ class Order(ConcurrentTransitionMixin, models.Model):
 
     @transition(field=state, source=S.COMPENSATING, target=S.NEEDS_ATTENTION)
     def escalate(self) -> None: ...
+
+    @transition(
+        field=state,
+        source=S.NEEDS_ATTENTION,
+        target=RETURN_VALUE(S.REJECTED, S.CANCELLED),
+        permission="orders.intervene_saga",
+    )
+    def mark_resolved(self) -> str:
+        """A person settled the order by hand; it ends as what it was becoming."""
+        return S.CANCELLED if self.failure_reason.startswith("cancelled") else S.REJECTED
+
+
+class FraudReview(Order):
+    """Orders waiting for a person to approve or decline them (the review queue)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "fraud review"
+
+
+class OrderNeedingAttention(Order):
+    """Orders whose compensation could not finish by itself."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "order needing attention"
+        verbose_name_plural = "orders needing attention"
 
 
 class OrderLine(models.Model):
@@ -149,11 +179,17 @@ class OrderHistory(models.Model):
         return f"{self.from_state} → {self.to_state}"
 
 
+class ClientRole(models.TextChoices):
+    MERCHANT = "merchant", "Merchant (places orders)"
+    CARRIER = "carrier", "Carrier (reports fulfilment events)"
+
+
 class ApiClient(models.Model):
     """A REST client. Only the SHA-256 of its bearer token is stored."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=100, unique=True)
+    role = models.CharField(max_length=16, choices=ClientRole.choices, default=ClientRole.MERCHANT)
     token_sha256 = models.CharField(max_length=64, unique=True)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)

@@ -33,10 +33,16 @@ from fraud.contracts import Decision, FraudRejected
 from inventory.api import commit_stock, release_stock, reserve_stock, return_stock
 from inventory.contracts import LineRequest
 from messaging.api import BusinessError, TransientError, crash_point
-from orders.contracts import ORDER_CANCELLED, ORDER_CONFIRMED, ORDER_REJECTED
-from orders.db import ALIAS
+from orders.contracts import (
+    COMPENSATE_ORDER,
+    ORDER_CANCELLED,
+    ORDER_CONFIRMED,
+    ORDER_NEEDS_ATTENTION,
+    ORDER_REJECTED,
+)
+from orders.db import ALIAS, atomic
 from orders.models import Order, OrderState
-from orders.services.transitions import order_record_step, order_transition
+from orders.services.transitions import order_event, order_record_step, order_transition
 from payments.api import authorize_payment, capture_payment, refund_payment, void_payment
 from shipping.api import cancel_shipment, create_shipment
 
@@ -160,11 +166,44 @@ def _run_steps(order: Order, steps: tuple[Step, ...]) -> Order:
     return order
 
 
-def _compensate(order: Order, *, correlation_id: str) -> Order:
+def _request_compensation(order: Order, *, correlation_id: str, cause: str) -> None:
+    """Hand the compensation to its own queue, where it is retried with backoff."""
+    with atomic():
+        order_event(order, message_type=COMPENSATE_ORDER, correlation_id=correlation_id, reason=cause)
+
+
+def _escalate(order: Order, *, reason: str, correlation_id: str) -> Order:
+    return order_transition(
+        order, transition="escalate", reason=reason, correlation_id=correlation_id, event=ORDER_NEEDS_ATTENTION
+    )
+
+
+def _undo_all(order: Order) -> None:
     for step in UNDO_ORDER:
         if step.undo is not None:
             step.undo(order)
             crash_point(f"saga.after_undo:{step.name}")
+
+
+def _compensate(order: Order, *, correlation_id: str, retrying: bool = False) -> Order:
+    """Undo everything and end rejected or cancelled.
+
+    An unavailable participant defers the work to the compensation queue (or,
+    when that is where we run, lets the consumer retry); an undo that a
+    participant refuses puts the order in front of a person.
+    """
+    try:
+        _undo_all(order)
+    except TransientError as exc:
+        if retrying:
+            raise
+        log.warning("order %s: compensation deferred (%s)", order.id, exc)
+        _request_compensation(order, correlation_id=correlation_id, cause=str(exc))
+        return order
+    except BusinessError as refusal:
+        return _escalate(
+            order, reason=f"compensation refused: {refusal.code}: {refusal.detail}", correlation_id=correlation_id
+        )
     cancelled = order.failure_reason.startswith("cancelled")
     return order_transition(
         order,
@@ -183,6 +222,24 @@ def _start_compensating(order: Order, *, reason: str, correlation_id: str) -> Or
         correlation_id=correlation_id,
         fields={"failure_reason": reason},
     )
+
+
+def saga_compensate(*, order_id: uuid.UUID, correlation_id: str = "") -> str:
+    """Finish an order's compensation (from the compensation queue)."""
+    with _driving(order_id):
+        order = Order.objects.get(pk=order_id)
+        if order.state != S.COMPENSATING:
+            return order.state
+        return _compensate(order, correlation_id=correlation_id or str(order.id), retrying=True).state
+
+
+def saga_escalate(*, order_id: uuid.UUID, reason: str, correlation_id: str = "") -> str:
+    """Compensation gave up: a person must look at the order."""
+    with _driving(order_id):
+        order = Order.objects.get(pk=order_id)
+        if order.state != S.COMPENSATING:
+            return order.state
+        return _escalate(order, reason=reason, correlation_id=correlation_id or str(order.id)).state
 
 
 def saga_run(*, order_id: uuid.UUID, correlation_id: str = "") -> str:

@@ -21,3 +21,10 @@ def cancel_shipment(*, order_id: uuid.UUID) -> None:
 
 def get_shipment(*, order_id: uuid.UUID) -> ShipmentInfo | None:
     return selectors.shipment_of(order_id=order_id)
+
+
+def record_fulfilment_event(*, shipment_id: uuid.UUID, event: str) -> ShipmentInfo:
+    shipment = services.shipment_record_event(shipment_id=shipment_id, event=event)
+    info = selectors.shipment_of(order_id=shipment.order_id)
+    assert info is not None
+    return info

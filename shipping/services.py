@@ -2,9 +2,10 @@ from __future__ import annotations
 
 import uuid
 
-from messaging.api import atomic_on
+from messaging.api import atomic_on, outbox_append
 from shipping.carrier import carrier
-from shipping.models import Shipment, ShipmentStatus
+from shipping.contracts import FULFILMENT_EVENTS, FulfilmentOutOfOrder, ShipmentAlreadyShipped, UnknownShipment
+from shipping.models import Shipment, ShipmentStatus, ShippingOutbox
 
 atomic = atomic_on("shipping")
 
@@ -29,13 +30,57 @@ def shipment_create(*, order_id: uuid.UUID, region: str, country: str) -> Shipme
 
 
 def shipment_cancel(*, order_id: uuid.UUID) -> bool:
-    shipment = Shipment.objects.filter(order_id=order_id, status=ShipmentStatus.CREATED).first()
-    if shipment is None:
+    """Cancel an order's label before it ships; refuse once it has shipped."""
+    shipment = Shipment.objects.filter(order_id=order_id).first()
+    if shipment is None or shipment.status == ShipmentStatus.CANCELLED:
         return False
+    if shipment.status != ShipmentStatus.CREATED:
+        raise ShipmentAlreadyShipped(shipment.tracking_number)
     carrier().cancel_label(idempotency_key=f"{order_id}:shipment-cancel", tracking_number=shipment.tracking_number)
     with atomic():
-        return bool(
-            Shipment.objects.filter(pk=shipment.pk, status=ShipmentStatus.CREATED).update(
-                status=ShipmentStatus.CANCELLED
-            )
+        cancelled = Shipment.objects.filter(pk=shipment.pk, status=ShipmentStatus.CREATED).update(
+            status=ShipmentStatus.CANCELLED
         )
+    if not cancelled:
+        raise ShipmentAlreadyShipped(shipment.tracking_number)
+    return True
+
+
+_NEXT = {
+    "shipped": (ShipmentStatus.CREATED, ShipmentStatus.SHIPPED),
+    "delivered": (ShipmentStatus.SHIPPED, ShipmentStatus.DELIVERED),
+}
+
+
+def shipment_record_event(*, shipment_id: uuid.UUID, event: str) -> Shipment:
+    """Record a fulfilment event from the carrier (or staff) and announce it.
+
+    Repeating an event already recorded changes nothing.
+    """
+    if event not in _NEXT:
+        raise ValueError(f"unknown fulfilment event {event!r}")
+    before, after = _NEXT[event]
+    with atomic():
+        shipment = Shipment.objects.select_for_update().filter(pk=shipment_id).first()
+        if shipment is None:
+            raise UnknownShipment(str(shipment_id))
+        if shipment.status == after:
+            return shipment
+        if shipment.status != before:
+            raise FulfilmentOutOfOrder(shipment.status, event)
+        shipment.status = after
+        shipment.save(update_fields=["status", "updated_at"])
+        outbox_append(
+            model=ShippingOutbox,
+            message_type=FULFILMENT_EVENTS[event],
+            aggregate_id=str(shipment.order_id),
+            sequence=2 if event == "shipped" else 3,
+            region=shipment.region,
+            correlation_id=str(shipment.order_id),
+            payload={
+                "order_id": str(shipment.order_id),
+                "shipment_id": str(shipment.id),
+                "tracking_number": shipment.tracking_number,
+            },
+        )
+    return shipment

@@ -7,6 +7,7 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from messaging.api import BusinessError
+from orders.http import fulfilment
 from orders.http.auth import ClientToken
 from orders.http.routes import router, stock_router
 
@@ -21,6 +22,7 @@ api = NinjaAPI(
 )
 api.add_router("/orders", router)
 api.add_router("/inventory", stock_router)
+api.add_router("/shipments", fulfilment.router)
 
 _CODES = {
     400: "bad_request",

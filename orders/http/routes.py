@@ -14,9 +14,10 @@ from ninja.errors import HttpError
 from inventory.api import get_stock_level
 from inventory.contracts import UnknownSku
 from orders.http.presenters import order_body
-from orders.http.schemas import ErrorOut, OrderAccepted, OrderIn, OrderOut, StockOut
+from orders.http.schemas import ErrorOut, HistoryOut, OrderAccepted, OrderIn, OrderOut, StockOut
 from orders.models import RESTING_STATES
 from orders.selectors import order_for_client, order_state
+from orders.services.interventions import order_cancel
 from orders.services.placement import OrderRequest, order_place
 
 router = Router(tags=["orders"])
@@ -91,6 +92,41 @@ def get_order(request: HttpRequest, order_id: uuid.UUID):  # type: ignore[no-unt
     if order is None:
         raise HttpError(404, "order not found")
     return Status(200, order_body(order))
+
+
+@router.get(
+    "/{order_id}/history", response={200: list[HistoryOut], 401: ErrorOut, 404: ErrorOut}, summary="The timeline"
+)
+def get_history(request: HttpRequest, order_id: uuid.UUID):  # type: ignore[no-untyped-def]
+    order = order_for_client(order_id=order_id, client_id=request.auth.id)
+    if order is None:
+        raise HttpError(404, "order not found")
+    return Status(200, order_body(order)["history"])
+
+
+@router.post(
+    "/{order_id}/cancel",
+    response={200: OrderOut, 202: OrderAccepted, 401: ErrorOut, 404: ErrorOut, 409: ErrorOut},
+    summary="Cancel an order not yet shipped",
+    description="Idempotent. 202 while the order is being compensated, 200 once cancelled (or with "
+    "`Prefer: wait=N` when it finished in time), 409 when it has shipped or ended otherwise.",
+)
+def cancel_order(
+    request: HttpRequest,
+    order_id: uuid.UUID,
+    prefer: str | None = Header(default=None, alias="Prefer"),
+):  # type: ignore[no-untyped-def]
+    client = request.auth
+    outcome = order_cancel(
+        order_id=order_id,
+        client_id=client.id,
+        actor=f"client:{client.id}",
+        correlation_id=getattr(request, "correlation_id", ""),
+    )
+    wait = _requested_wait(prefer)
+    if outcome.state == "cancelled" or (wait > 0 and _await_outcome(order_id, wait)):
+        return Status(200, order_body(order_for_client(order_id=order_id, client_id=client.id)))
+    return Status(202, {"id": str(order_id), "state": outcome.state, "url": f"/api/v1/orders/{order_id}"})
 
 
 @stock_router.get("/{sku}", response={200: StockOut, 401: ErrorOut, 404: ErrorOut}, summary="Stock of one SKU")

@@ -3,17 +3,17 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-from orders.models import ApiClient
+from orders.models import ApiClient, ClientRole
 
 
 def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def api_client_create(*, name: str) -> tuple[ApiClient, str]:
+def api_client_create(*, name: str, role: str = ClientRole.MERCHANT) -> tuple[ApiClient, str]:
     """Create a client and return it with its bearer token (shown only once)."""
     token = f"opk_{secrets.token_urlsafe(32)}"
-    client = ApiClient.objects.create(name=name, token_sha256=token_digest(token))
+    client = ApiClient.objects.create(name=name, role=role, token_sha256=token_digest(token))
     return client, token
 
 

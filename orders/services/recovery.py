@@ -1,0 +1,53 @@
+"""Sweeps that keep sagas moving when a worker or a message was lost."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from django.utils import timezone
+
+from orders.contracts import COMPENSATE_ORDER, RESUME_SAGA
+from orders.db import atomic
+from orders.models import Order, OrderState
+from orders.services.interventions import NotApplicable, order_review_decline
+from orders.services.transitions import order_event
+
+S = OrderState
+MOVING_STATES = (S.PENDING, S.RESERVING, S.RESERVED, S.CONFIRMING, S.COMPENSATING)
+
+
+def orders_recover(*, stale_after: timedelta, limit: int = 500) -> list[tuple[uuid.UUID, str]]:
+    """Re-issue the next message of every saga that has not moved for ``stale_after``.
+
+    The saga itself decides what that means: resume from the last recorded
+    step, or compensate when the order's deadline has passed. Each order is
+    claimed by bumping ``updated_at``, so concurrent sweeps do not both send.
+    """
+    now = timezone.now()
+    stuck = list(
+        Order.objects.filter(state__in=MOVING_STATES, updated_at__lt=now - stale_after).order_by("updated_at")[:limit]
+    )
+    issued = []
+    for order in stuck:
+        message = COMPENSATE_ORDER if order.state == S.COMPENSATING else RESUME_SAGA
+        with atomic():
+            claimed = Order.objects.filter(pk=order.pk, updated_at=order.updated_at).update(updated_at=now)
+            if not claimed:
+                continue
+            order_event(order, message_type=message, correlation_id=str(order.id), reason="recovered after stalling")
+        issued.append((order.id, message))
+    return issued
+
+
+def orders_decline_expired_reviews(*, review_timeout: timedelta, limit: int = 500) -> list[uuid.UUID]:
+    """A fraud review nobody decided in time is declined."""
+    cutoff = timezone.now() - review_timeout
+    declined = []
+    for order_id in Order.objects.filter(state=S.ON_HOLD, updated_at__lt=cutoff).values_list("pk", flat=True)[:limit]:
+        try:
+            order_review_decline(order_id=order_id, note="review deadline passed")
+        except NotApplicable:
+            continue
+        declined.append(order_id)
+    return declined
