@@ -110,6 +110,11 @@ CELERY_TASK_QUEUES = [
 ]
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "expire-reservations": {"task": "inventory.expire_reservations", "schedule": 30.0, "options": {"queue": "batch"}},
+    "settle-eventual-sales": {
+        "task": "inventory.settle_eventual_sales",
+        "schedule": 5.0,
+        "options": {"queue": "batch"},
+    },
     "recover-sagas": {"task": "orders.recover_sagas", "schedule": 30.0, "options": {"queue": "batch"}},
     "expire-fraud-reviews": {"task": "orders.expire_reviews", "schedule": 60.0, "options": {"queue": "batch"}},
 }

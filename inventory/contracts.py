@@ -35,6 +35,8 @@ class StockLevel(BaseModel):
     reserved: int
     available: int
     sold: int
+    backordered: int = 0
+    unsettled: int = 0
 
 
 class UnknownSku(BusinessError):

@@ -60,6 +60,9 @@ class Reservation(models.Model):
     policy = models.CharField(max_length=16, choices=StockPolicy.choices)
     status = models.CharField(max_length=16, choices=ReservationStatus.choices, default=ReservationStatus.HELD)
     expires_at = models.DateTimeField()
+    settled_at = models.DateTimeField(
+        null=True, blank=True, help_text="EVENTUAL sales: when the sale was booked against the stock row."
+    )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -67,6 +70,11 @@ class Reservation(models.Model):
         constraints = [models.UniqueConstraint(fields=["order_id", "sku"], name="reservation_once_per_order_sku")]
         indexes = [
             models.Index(fields=["expires_at"], name="reservation_held_expiry", condition=models.Q(status="held")),
+            models.Index(
+                fields=["sku"],
+                name="reservation_unsettled_sales",
+                condition=models.Q(policy="eventual", status="committed", settled_at__isnull=True),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -7,6 +7,7 @@ import uuid
 from datetime import datetime, timedelta
 
 from django.db.models import F
+from django.db.models.functions import Coalesce, Now
 from django.utils import timezone
 
 from inventory.contracts import RESERVATION_EXPIRED, LineRequest, OutOfStock, ReservationLapsed, UnknownSku
@@ -89,13 +90,11 @@ def reservation_commit(*, order_id: uuid.UUID) -> int:
             raise ReservationLapsed(str(order_id), ", ".join(lapsed))
         held = [r for r in reservations if r.status == ReservationStatus.HELD]
         for r in held:
+            # EVENTUAL sales are booked later, in bulk, by eventual_sales_settle:
+            # the order path never touches a hot stock row.
             if r.policy == StockPolicy.STRICT:
                 StockItem.objects.filter(sku=r.sku).update(
                     on_hand=F("on_hand") - r.quantity, reserved=F("reserved") - r.quantity, sold=F("sold") + r.quantity
-                )
-            else:
-                StockItem.objects.filter(sku=r.sku).update(
-                    on_hand=F("on_hand") - r.quantity, sold=F("sold") + r.quantity
                 )
         Reservation.objects.filter(pk__in=[r.pk for r in held]).update(status=ReservationStatus.COMMITTED)
         return len(held)
@@ -148,6 +147,33 @@ def reservation_return(*, order_id: uuid.UUID) -> int:
     with atomic():
         committed = _held(order_id, ReservationStatus.COMMITTED)
         for r in committed:
-            StockItem.objects.filter(sku=r.sku).update(on_hand=F("on_hand") + r.quantity, sold=F("sold") - r.quantity)
-        Reservation.objects.filter(pk__in=[r.pk for r in committed]).update(status=ReservationStatus.RETURNED)
+            if r.policy == StockPolicy.STRICT or r.settled_at is not None:
+                StockItem.objects.filter(sku=r.sku).update(
+                    on_hand=F("on_hand") + r.quantity, sold=F("sold") - r.quantity
+                )
+        Reservation.objects.filter(pk__in=[r.pk for r in committed]).update(
+            status=ReservationStatus.RETURNED, settled_at=Coalesce(F("settled_at"), Now())
+        )
         return len(committed)
+
+
+def eventual_sales_settle(*, batch: int = 5000) -> dict[str, int]:
+    """Book committed EVENTUAL sales against their stock rows, one UPDATE per SKU.
+
+    A stock row that goes below zero is a shortfall: those units are
+    back-ordered (``backordered`` on the stock level) until stock arrives.
+    """
+    settled: dict[str, int] = {}
+    with atomic():
+        pending = list(
+            Reservation.objects.select_for_update(skip_locked=True)
+            .filter(policy=StockPolicy.EVENTUAL, status=ReservationStatus.COMMITTED, settled_at__isnull=True)
+            .order_by("sku", "pk")
+            .values_list("pk", "sku", "quantity")[:batch]
+        )
+        for _, sku, quantity in pending:
+            settled[sku] = settled.get(sku, 0) + quantity
+        for sku, quantity in sorted(settled.items()):
+            StockItem.objects.filter(sku=sku).update(on_hand=F("on_hand") - quantity, sold=F("sold") + quantity)
+        Reservation.objects.filter(pk__in=[pk for pk, _, _ in pending]).update(settled_at=Now())
+    return settled

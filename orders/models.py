@@ -36,6 +36,18 @@ class Region(models.TextChoices):
     APAC = "apac", "Asia-Pacific"
 
 
+RESERVATION_STEPS = ("screen", "assess_fraud", "reserve_stock", "compute_tax", "authorize_payment")
+CONFIRMATION_STEPS = ("commit_stock", "capture_payment", "create_shipment")
+
+
+def _steps_done(*steps: str):  # type: ignore[no-untyped-def]
+    def condition(order: Order) -> bool:
+        return all(step in order.completed_steps for step in steps)
+
+    condition.__name__ = f"completed_{'_'.join(steps)}"
+    return condition
+
+
 class Order(ConcurrentTransitionMixin, models.Model):
     """The order aggregate. ``state`` changes only through the transitions
     below; a concurrent save from a stale copy raises ConcurrentTransition."""
@@ -81,13 +93,13 @@ class Order(ConcurrentTransitionMixin, models.Model):
     @transition(field=state, source=S.ON_HOLD, target=S.RESERVING, permission="orders.review_fraud")
     def approve_review(self) -> None: ...
 
-    @transition(field=state, source=S.RESERVING, target=S.RESERVED)
+    @transition(field=state, source=S.RESERVING, target=S.RESERVED, conditions=[_steps_done(*RESERVATION_STEPS)])
     def mark_reserved(self) -> None: ...
 
     @transition(field=state, source=S.RESERVED, target=S.CONFIRMING)
     def start_confirming(self) -> None: ...
 
-    @transition(field=state, source=S.CONFIRMING, target=S.CONFIRMED)
+    @transition(field=state, source=S.CONFIRMING, target=S.CONFIRMED, conditions=[_steps_done(*CONFIRMATION_STEPS)])
     def confirm(self) -> None: ...
 
     @transition(field=state, source=S.CONFIRMED, target=S.SHIPPED)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 from django.utils import timezone
 
@@ -41,7 +42,7 @@ from orders.contracts import (
     ORDER_REJECTED,
 )
 from orders.db import ALIAS, atomic
-from orders.models import Order, OrderState
+from orders.models import CONFIRMATION_STEPS, RESERVATION_STEPS, Order, OrderState
 from orders.services.transitions import order_event, order_record_step, order_transition
 from payments.api import authorize_payment, capture_payment, refund_payment, void_payment
 from shipping.api import cancel_shipment, create_shipment
@@ -134,6 +135,8 @@ CONFIRMATION = (
     Step("create_shipment", _ship, undo=lambda o: cancel_shipment(order_id=o.id)),
 )
 STEPS = {step.name: step for step in (*RESERVATION, *CONFIRMATION)}
+if tuple(s.name for s in RESERVATION) != RESERVATION_STEPS or tuple(s.name for s in CONFIRMATION) != CONFIRMATION_STEPS:
+    raise ImproperlyConfigured("the saga's steps and the order's transition conditions disagree")
 # Undo every step that may have had an effect, even one whose completion was
 # never recorded (the worker may have died between the effect and the record).
 UNDO_ORDER = tuple(reversed([*RESERVATION, *CONFIRMATION]))

@@ -54,4 +54,6 @@ class Command(BaseCommand):
         self.stdout.write(
             f"{level.sku} ({level.policy}): on hand {level.on_hand}, reserved {level.reserved}, "
             f"available {level.available}, sold {level.sold}"
+            + (f", back-ordered {level.backordered}" if level.backordered else "")
+            + (f" ({level.unsettled} sold not yet booked)" if level.unsettled else "")
         )

@@ -1,0 +1,107 @@
+"""STRICT never oversells; EVENTUAL never touches the stock row on the order
+path and books its sales in bulk, back-ordering a shortfall."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import IntegrityError, transaction
+
+from inventory.api import get_stock_level, set_stock
+from inventory.contracts import LineRequest, OutOfStock
+from inventory.models import Reservation, StockItem
+from inventory.services import (
+    eventual_sales_settle,
+    reservation_commit,
+    reservation_hold,
+    reservation_release,
+    reservation_return,
+)
+
+TTL = timedelta(minutes=30)
+
+
+def hold(sku: str, qty: int, order_id: uuid.UUID | None = None) -> uuid.UUID:
+    order_id = order_id or uuid.uuid4()
+    reservation_hold(order_id=order_id, lines=[LineRequest(sku=sku, quantity=qty)], ttl=TTL)
+    return order_id
+
+
+def level(sku: str) -> tuple[int, int, int, int, int]:
+    s = get_stock_level(sku=sku)
+    return s.on_hand, s.reserved, s.available, s.sold, s.backordered
+
+
+def test_strict_hold_commit_release_and_return() -> None:
+    set_stock(sku="S", on_hand=10, policy="strict")
+    kept, dropped = hold("S", 3), hold("S", 4)
+    assert level("S") == (10, 7, 3, 0, 0)
+
+    reservation_commit(order_id=kept)
+    reservation_release(order_id=dropped)
+    assert level("S") == (7, 0, 7, 3, 0)
+
+    reservation_return(order_id=kept)
+    assert level("S") == (10, 0, 10, 0, 0)
+
+
+def test_strict_refuses_the_unit_that_is_not_there_and_holds_nothing_of_the_order() -> None:
+    set_stock(sku="A", on_hand=5, policy="strict")
+    set_stock(sku="B", on_hand=1, policy="strict")
+    order_id = uuid.uuid4()
+
+    with pytest.raises(OutOfStock):
+        reservation_hold(
+            order_id=order_id, lines=[LineRequest(sku="A", quantity=2), LineRequest(sku="B", quantity=2)], ttl=TTL
+        )
+
+    assert level("A") == (5, 0, 5, 0, 0)
+    assert not Reservation.objects.filter(order_id=order_id).exists()
+
+
+def test_the_database_refuses_an_oversold_strict_row() -> None:
+    set_stock(sku="S", on_hand=1, policy="strict")
+    with pytest.raises(IntegrityError), transaction.atomic(using="inventory"):
+        StockItem.objects.filter(sku="S").update(reserved=2)
+
+
+def test_holding_twice_for_one_order_holds_once() -> None:
+    set_stock(sku="S", on_hand=10, policy="strict")
+    order_id = hold("S", 2)
+    hold("S", 2, order_id)
+    assert level("S") == (10, 2, 8, 0, 0)
+
+
+def test_eventual_items_are_sold_without_touching_the_row_then_settled_in_bulk() -> None:
+    set_stock(sku="E", on_hand=3, policy="eventual")
+    orders = [hold("E", 2) for _ in range(3)]  # 6 wanted, 3 on hand: accepted anyway
+    for order_id in orders:
+        reservation_commit(order_id=order_id)
+    row = StockItem.objects.get(sku="E")
+    assert (row.on_hand, row.reserved, row.sold) == (3, 0, 0)  # untouched on the order path
+    assert level("E") == (-3, 0, -3, 6, 3)  # the view counts them sold and back-ordered
+
+    assert eventual_sales_settle() == {"E": 6}
+    row.refresh_from_db()
+    assert (row.on_hand, row.sold) == (-3, 6)
+    assert level("E") == (-3, 0, -3, 6, 3)
+    assert eventual_sales_settle() == {}
+
+    reservation_return(order_id=orders[0])  # a settled sale goes back on the row
+    assert level("E") == (-1, 0, -1, 4, 1)
+
+
+def test_stock_command_sets_and_shows() -> None:
+    out = StringIO()
+    call_command("stock", "set", "CMD-1", "--on-hand", "7", "--policy", "eventual", "--price", "EUR=1999", stdout=out)
+    call_command("stock", "show", "CMD-1", stdout=out)
+    assert out.getvalue().splitlines()[-1] == "CMD-1 (eventual): on hand 7, reserved 0, available 7, sold 0"
+    assert StockItem.objects.get(sku="CMD-1").prices == {"EUR": 1999}
+    with pytest.raises(CommandError, match="unknown SKU"):
+        call_command("stock", "show", "NOPE")
+    with pytest.raises(CommandError, match="0 or more"):
+        call_command("stock", "set", "CMD-1", "--on-hand", "-1")
