@@ -8,6 +8,7 @@ from pathlib import Path
 from kombu import Queue
 
 from config.database import database_settings
+from config.logging import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -45,6 +46,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "messaging.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -117,6 +119,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     },
     "recover-sagas": {"task": "orders.recover_sagas", "schedule": 30.0, "options": {"queue": "batch"}},
     "expire-fraud-reviews": {"task": "orders.expire_reviews", "schedule": 60.0, "options": {"queue": "batch"}},
+    "reconcile": {
+        "task": "orders.reconcile",
+        "schedule": float(os.environ.get("RECONCILIATION_INTERVAL_S", "900")),
+        "options": {"queue": "batch"},
+    },
 }
 
 # --- Messaging kernel
@@ -143,14 +150,18 @@ SAGA_MAX_RETRIES = int(os.environ.get("SAGA_MAX_RETRIES", "30"))
 FRAUD_REVIEW_TIMEOUT_S = int(os.environ.get("FRAUD_REVIEW_TIMEOUT_S", str(24 * 3600)))
 RESERVATION_TTL_S = int(os.environ.get("RESERVATION_TTL_S", "1800"))
 ORDER_MAX_WAIT_S = 10.0
+# Reconciliation (orders/reconciliation): the periodic run looks at orders placed in the last window,
+# reports outbox rows unpublished for longer than the threshold, and repairs only when told to.
+RECONCILIATION_WINDOW_S = int(os.environ.get("RECONCILIATION_WINDOW_S", str(2 * 24 * 3600)))
+RECONCILIATION_OUTBOX_STALE_S = int(os.environ.get("RECONCILIATION_OUTBOX_STALE_S", "300"))
+RECONCILIATION_FIX = env_bool("RECONCILIATION_FIX", False)
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-}
+LOGGING = logging_config(level=os.environ.get("LOG_LEVEL", "INFO"), fmt=os.environ.get("LOG_FORMAT", "json"))
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# --- Tracing (OpenTelemetry): off unless OTEL_TRACES=console or otlp.
+OTEL_TRACES = os.environ.get("OTEL_TRACES", "off")
+OTEL_SERVICE_NAME = os.environ.get("OTEL_SERVICE_NAME", "order-platform")
 
 # --- Third-party adapters (fakes here; a real adapter is a settings change)
 PAYMENT_GATEWAY = os.environ.get("PAYMENT_GATEWAY", "payments.gateway.FakePaymentGateway")
@@ -159,5 +170,7 @@ FAKE_THIRD_PARTIES = {
     "payment_gateway": {"latency_ms": float(os.environ.get("FAKE_GATEWAY_LATENCY_MS", "5"))},
     "carrier": {"latency_ms": float(os.environ.get("FAKE_CARRIER_LATENCY_MS", "5"))},
 }
+# Circuit breakers per adapter: (failures before opening, seconds before a trial call).
+CIRCUIT_BREAKER = {"default": (5, 30.0), "payment_gateway": (5, 15.0), "carrier": (5, 30.0)}
 # Destinations the (fake) carrier refuses: a business failure after payment.
 CARRIER_UNSERVICEABLE_COUNTRIES = env_list("CARRIER_UNSERVICEABLE_COUNTRIES", "AQ")

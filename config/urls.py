@@ -1,9 +1,10 @@
 """URL composition root: the only place that sees every module's HTTP surface."""
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import path
 
 from messaging.health import healthz, readyz
+from messaging.metrics_view import metrics
 from orders.http.api import api
 
 urlpatterns = [
@@ -11,5 +12,5 @@ urlpatterns = [
     path("api/v1/", api.urls),
     path("healthz", healthz),
     path("readyz", readyz),
-    path("", include("django_prometheus.urls")),
+    path("metrics", metrics, name="metrics"),
 ]

@@ -6,7 +6,7 @@ import uuid
 from datetime import timedelta
 
 from inventory import selectors, services
-from inventory.contracts import LineRequest, PricedLine, StockLevel
+from inventory.contracts import LineRequest, PricedLine, ReservationRecord, StockLevel, StockTally
 
 
 def price_lines(*, lines: list[LineRequest], currency: str) -> list[PricedLine]:
@@ -46,3 +46,11 @@ def reservation_statuses(*, order_id: uuid.UUID) -> dict[str, str]:
 
 def expire_reservations(*, limit: int = 500) -> list[uuid.UUID]:
     return services.reservations_expire(limit=limit)
+
+
+def get_reservations(*, order_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[ReservationRecord]]:
+    return selectors.reservations_by_order(order_ids=order_ids)
+
+
+def get_stock_tallies() -> list[StockTally]:
+    return selectors.stock_tallies()

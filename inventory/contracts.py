@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Final
 
 from pydantic import BaseModel, ConfigDict
@@ -57,3 +58,29 @@ class OutOfStock(BusinessError):
 class ReservationLapsed(BusinessError):
     def __init__(self, order_id: str, skus: str) -> None:
         super().__init__("reservation_lapsed", f"the stock hold of order {order_id} lapsed ({skus})")
+
+
+class ReservationRecord(BaseModel):
+    """One reservation of an order, as inventory recorded it."""
+
+    model_config = ConfigDict(frozen=True)
+    sku: str
+    quantity: int
+    policy: str
+    status: str
+    expires_at: datetime
+
+
+class StockTally(BaseModel):
+    """A stock row's counters beside what its reservations say they must be.
+
+    ``on_hand`` is left out: operators set it, so it cannot be derived.
+    """
+
+    model_config = ConfigDict(frozen=True)
+    sku: str
+    policy: str
+    sold: int
+    reserved: int
+    sold_by_reservations: int
+    reserved_by_reservations: int

@@ -11,6 +11,7 @@ from django.db.models.functions import Coalesce, Now
 from django.utils import timezone
 
 from inventory.contracts import RESERVATION_EXPIRED, LineRequest, OutOfStock, ReservationLapsed, UnknownSku
+from inventory.metrics import RESERVATIONS_EXPIRED
 from inventory.models import InventoryOutbox, Reservation, ReservationStatus, StockItem, StockPolicy
 from messaging.api import atomic_on, outbox_append
 
@@ -130,6 +131,8 @@ def reservations_expire(*, now: datetime | None = None, limit: int = 500) -> lis
             if not held:
                 continue
             _release(held)
+            for r in held:
+                RESERVATIONS_EXPIRED.labels(sku=r.sku).inc()
             outbox_append(
                 model=InventoryOutbox,
                 message_type=RESERVATION_EXPIRED,

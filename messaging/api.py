@@ -1,6 +1,8 @@
 """The messaging kernel's face to the modules."""
 
+from messaging.adapters import AdapterUnavailable, breaker_state, call_adapter
 from messaging.consumers import apply_once, consumer
+from messaging.context import bound
 from messaging.contracts import BusinessError, Envelope, TransientError
 from messaging.db import atomic_on
 from messaging.dead_letters import (
@@ -8,16 +10,20 @@ from messaging.dead_letters import (
     dead_letter_discard,
     dead_letter_resolve,
     dead_letter_retry,
+    dead_letters_open,
 )
 from messaging.faults import crash_point
+from messaging.metrics_view import register_scrape_collector
 from messaging.models import InboxMessage, KernelOutbox, OutboxMessage
 from messaging.outbox import notify_trigger_sql, outbox_append
 from messaging.redis import redis_client
 from messaging.relay import Relay, drain_batch, outbox_backlog, outbox_models
 from messaging.subscriptions import load_all_consumers
 from messaging.third_party import FaultProfile, fault_profile, set_fault_profile
+from messaging.tracing import span, trace_headers
 
 __all__ = [
+    "AdapterUnavailable",
     "BusinessError",
     "DeadLetterNotActionable",
     "Envelope",
@@ -29,11 +35,15 @@ __all__ = [
     "TransientError",
     "apply_once",
     "atomic_on",
+    "bound",
+    "breaker_state",
+    "call_adapter",
     "consumer",
     "crash_point",
     "dead_letter_discard",
     "dead_letter_resolve",
     "dead_letter_retry",
+    "dead_letters_open",
     "drain_batch",
     "fault_profile",
     "load_all_consumers",
@@ -42,5 +52,8 @@ __all__ = [
     "outbox_backlog",
     "outbox_models",
     "redis_client",
+    "register_scrape_collector",
     "set_fault_profile",
+    "span",
+    "trace_headers",
 ]

@@ -21,12 +21,14 @@ from django.db import DatabaseError, InterfaceError, OperationalError, connectio
 from kombu.exceptions import OperationalError as BrokerError
 
 from config.celery import app as celery_app
+from messaging.context import bound, envelope_context
 from messaging.contracts import Envelope, TransientError
 from messaging.dead_letters import dead_letter_record, dead_letter_retry_succeeded
 from messaging.metrics import CONSUMER_OUTCOMES
 from messaging.models import InboxMessage
 from messaging.retries import retry_countdown
 from messaging.subscriptions import Subscription, subscribe
+from messaging.tracing import span
 
 log = logging.getLogger("messaging.consumer")
 
@@ -86,6 +88,18 @@ def consumer(
     def decorator(handler: Handler) -> Task:
         def run(task: Task, envelope_data: dict[str, Any]) -> str:
             envelope = Envelope.model_validate(envelope_data)
+            with (
+                bound(**envelope_context(envelope, name), attempt=task.request.retries + 1),
+                span(
+                    f"consume {envelope.message_type}",
+                    parent=envelope.headers,
+                    consumer=name,
+                    message_id=str(envelope.message_id),
+                ),
+            ):
+                return consume(task, envelope)
+
+        def consume(task: Task, envelope: Envelope) -> str:
             attempt = task.request.retries + 1
             try:
                 if inbox is None:
@@ -107,8 +121,10 @@ def consumer(
                 return "dead_lettered"
             if not applied:
                 CONSUMER_OUTCOMES.labels(consumer=name, outcome="duplicate").inc()
+                log.info("consumer %s skipped a duplicate of %s", name, envelope.message_id)
                 return "duplicate"
             CONSUMER_OUTCOMES.labels(consumer=name, outcome="ok").inc()
+            log.info("consumer %s applied %s", name, envelope.message_type)
             retried_letter = envelope.headers.get("dead_letter_retry")
             if retried_letter:
                 dead_letter_retry_succeeded(letter_id=int(retried_letter))

@@ -44,3 +44,19 @@ class BusinessError(Exception):
 
 class TransientError(Exception):
     """A participant or dependency is unavailable right now; retry later."""
+
+
+class DeadLetterSummary(BaseModel):
+    """An open dead letter as other modules (reconciliation) see it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    letter_id: int
+    module: str
+    message_type: str
+    consumer: str
+    order_id: str
+    error: str
+    attempts: int
+    first_failed_at: datetime
+    last_failed_at: datetime

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import traceback as tb
+from datetime import datetime
 
 from django.db import transaction
 from django.utils import timezone
 
-from messaging.contracts import Envelope
+from messaging.contracts import DeadLetterSummary, Envelope
 from messaging.models import DeadLetter, DeadLetterAction, DeadLetterStatus
 from messaging.publisher import publish_to
 
@@ -127,3 +128,26 @@ def dead_letter_retry_succeeded(*, letter_id: int) -> None:
         )
         if updated:
             DeadLetterAction.objects.create(dead_letter_id=letter_id, action="retry_succeeded", actor="system")
+
+
+def dead_letters_open(*, since: datetime | None = None, region: str = "", limit: int = 1000) -> list[DeadLetterSummary]:
+    """Dead letters nobody has acted on yet, oldest first."""
+    letters = DeadLetter.objects.filter(status=DeadLetterStatus.OPEN)
+    if since is not None:
+        letters = letters.filter(last_failed_at__gte=since)
+    if region:
+        letters = letters.filter(envelope__region=region)
+    return [
+        DeadLetterSummary(
+            letter_id=letter.pk,
+            module=letter.module,
+            message_type=letter.message_type,
+            consumer=letter.consumer,
+            order_id=letter.order_id,
+            error=f"{letter.error_type.rsplit('.', 1)[-1]}: {letter.error_message[:200]}",
+            attempts=letter.attempts,
+            first_failed_at=letter.first_failed_at,
+            last_failed_at=letter.last_failed_at,
+        )
+        for letter in letters.order_by("first_failed_at")[:limit]
+    ]

@@ -7,6 +7,7 @@ from typing import Any
 from django.db import connections
 
 from messaging.models import OutboxMessage
+from messaging.tracing import trace_headers
 
 NOTIFY_CHANNEL = "outbox"
 
@@ -40,7 +41,7 @@ def outbox_append(
         correlation_id=correlation_id,
         causation_id=causation_id,
         region=region,
-        headers=headers or {},
+        headers={**trace_headers(), **(headers or {})},
     )
 
 

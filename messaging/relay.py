@@ -2,11 +2,13 @@
 
 - Claims rows with ``FOR UPDATE SKIP LOCKED`` in creation order, so several
   relays share the work and none skips a row (no ``id > last`` polling).
-- Publishes, then marks the rows published in the same transaction. A crash
-  in between leaves them unpublished: they go out again (at-least-once), and
-  consumers' inboxes make the second delivery harmless.
-- Wakes on PostgreSQL NOTIFY (sent at commit by a trigger on each outbox);
-  polling every ``poll_interval`` covers a lost notification.
+- Claims and marks a batch in one statement, publishes it in one round trip
+  to the broker, then commits. A crash before the commit leaves the rows
+  unpublished: they go out again (at-least-once), and consumers' inboxes
+  make the second delivery harmless.
+- Wakes on PostgreSQL NOTIFY (sent at commit by a trigger on each outbox,
+  naming its schema) and drains only the outboxes named; polling every
+  ``poll_interval`` drains them all and covers a lost notification.
 - If the broker is down the transaction rolls back, the relay backs off and
   the backlog drains in order once the broker is back.
 """
@@ -19,8 +21,10 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from operator import attrgetter
 from typing import Any
 
 import psycopg
@@ -29,7 +33,7 @@ from django.db import connections, transaction
 from django.utils import timezone
 
 from messaging.faults import crash_point
-from messaging.metrics import OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE, RELAY_BATCH_SECONDS, RELAY_BATCH_SIZE, RELAY_PUBLISHED
+from messaging.metrics import RELAY_BATCH_SECONDS, RELAY_BATCH_SIZE, RELAY_PUBLISHED
 from messaging.models import OutboxMessage, RelayHeartbeat
 from messaging.outbox import NOTIFY_CHANNEL
 from messaging.publisher import publish_envelopes
@@ -59,21 +63,27 @@ def envelope_of(row: OutboxMessage, source: str) -> dict[str, Any]:
     }
 
 
+def claim_sql(model: type[OutboxMessage]) -> str:
+    """Lock the oldest unpublished rows no other relay holds, mark them published, return them."""
+    table = connections[model.objects.db].ops.quote_name(model._meta.db_table)
+    return (
+        f"UPDATE {table} SET published_at = clock_timestamp() WHERE id IN ("
+        f"SELECT id FROM {table} WHERE published_at IS NULL ORDER BY created_at LIMIT %s FOR UPDATE SKIP LOCKED"
+        ") RETURNING *"
+    )
+
+
 def drain_batch(model: type[OutboxMessage], batch_size: int) -> int:
     """Publish and mark up to ``batch_size`` rows of one outbox; return how many."""
     alias = model.objects.db
     started = time.perf_counter()
     with transaction.atomic(using=alias):
-        rows = list(
-            model.objects.select_for_update(skip_locked=True)
-            .filter(published_at__isnull=True)
-            .order_by("created_at")[:batch_size]
-        )
+        claimed = model.objects.raw(claim_sql(model), [batch_size])
+        rows = sorted(claimed, key=attrgetter("created_at"))
         if not rows:
             return 0
         publish_envelopes(envelope_of(row, alias) for row in rows)
         crash_point("relay.after_publish")
-        model.objects.filter(pk__in=[row.pk for row in rows]).update(published_at=timezone.now())
     RELAY_PUBLISHED.labels(module=alias).inc(len(rows))
     RELAY_BATCH_SIZE.labels(module=alias).observe(len(rows))
     RELAY_BATCH_SECONDS.labels(module=alias).observe(time.perf_counter() - started)
@@ -98,6 +108,10 @@ def prune_published(model: type[OutboxMessage], *, older_than: timedelta, chunk:
         removed += model.objects.filter(pk__in=ids).delete()[0]
 
 
+def schema_of(model: type[OutboxMessage]) -> str:
+    return connections[model.objects.db].settings_dict.get("SCHEMA", "public")
+
+
 def _dsn(alias: str) -> str:
     s = connections[alias].settings_dict
     return psycopg.conninfo.make_conninfo(
@@ -116,6 +130,8 @@ class Relay:
     def __post_init__(self) -> None:
         self._stop = threading.Event()
         self._wake = threading.Event()
+        self._due_lock = threading.Lock()
+        self._due_schemas: set[str] = set()
         self.published_total = 0
         load_all_consumers()
 
@@ -133,10 +149,10 @@ class Relay:
             try:
                 with psycopg.connect(dsn, autocommit=True) as conn:
                     conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
-                    self._wake.set()  # catch up on anything committed while we were away
+                    self._mark_due({schema_of(m) for m in outbox_models()})  # catch up on what we missed
                     while not self._stop.is_set():
-                        for _ in conn.notifies(timeout=1.0, stop_after=1):
-                            self._wake.set()
+                        for notify in conn.notifies(timeout=1.0, stop_after=1):
+                            self._mark_due({notify.payload})
             except psycopg.Error as exc:
                 log.warning("relay: LISTEN connection lost (%s); reconnecting", exc)
                 self._stop.wait(1.0)
@@ -145,10 +161,22 @@ class Relay:
         for dsn in sorted({_dsn(m.objects.db) for m in outbox_models()}):
             threading.Thread(target=self._listen, args=(dsn,), daemon=True, name="relay-listen").start()
 
+    def _mark_due(self, schemas: set[str]) -> None:
+        with self._due_lock:
+            self._due_schemas |= schemas
+        self._wake.set()
+
+    def _take_due(self) -> list[type[OutboxMessage]]:
+        """The outboxes notified since the last call, and forget them."""
+        with self._due_lock:
+            due, self._due_schemas = self._due_schemas, set()
+        return [m for m in outbox_models() if schema_of(m) in due]
+
     # --- work
-    def drain_all(self) -> int:
+    def drain_all(self, models: Iterable[type[OutboxMessage]] | None = None) -> int:
+        """Drain ``models`` (every outbox by default) until each is empty."""
         total = 0
-        for model in outbox_models():
+        for model in outbox_models() if models is None else models:
             while not self._stop.is_set():
                 sent = drain_batch(model, self.batch_size)
                 total += sent
@@ -161,10 +189,6 @@ class Relay:
         RelayHeartbeat.objects.update_or_create(
             relay_id=self.relay_id, defaults={"beat_at": timezone.now(), "published_total": self.published_total}
         )
-        for model in outbox_models():
-            backlog, age = outbox_backlog(model)
-            OUTBOX_BACKLOG.labels(module=model.objects.db).set(backlog)
-            OUTBOX_OLDEST_AGE.labels(module=model.objects.db).set(age)
 
     def prune(self) -> None:
         for model in outbox_models():
@@ -175,13 +199,17 @@ class Relay:
     def run(self) -> None:
         self.start_listeners()
         failures = 0
-        next_beat = next_prune = 0.0
+        next_beat = next_prune = next_sweep = 0.0
         log.info("relay %s started", self.relay_id)
         while not self._stop.is_set():
             self._wake.clear()
+            notified = self._take_due()
+            sweep = time.monotonic() >= next_sweep
             try:
-                self.drain_all()
+                self.drain_all(None if sweep else notified)
                 now = time.monotonic()
+                if sweep:
+                    next_sweep = now + self.poll_interval
                 if now >= next_beat:
                     self.heartbeat()
                     next_beat = now + 2.0
@@ -196,6 +224,7 @@ class Relay:
                 for alias in {m.objects.db for m in outbox_models()}:
                     connections[alias].close_if_unusable_or_obsolete()
                 self._stop.wait(delay)
+                next_sweep = 0.0
                 continue
-            self._wake.wait(self.poll_interval)
+            self._wake.wait(max(0.0, next_sweep - time.monotonic()))
         log.info("relay %s stopped after publishing %d messages", self.relay_id, self.published_total)

@@ -21,6 +21,7 @@ from orders.models import (
     OrdersOutbox,
     OrderState,
 )
+from orders.reconciliation import admin as reconciliation_admin  # noqa: F401 - registers its models
 from orders.services.interventions import (
     order_force_compensation,
     order_mark_resolved,

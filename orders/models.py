@@ -7,6 +7,7 @@ from django.utils import timezone
 from django_fsm import RETURN_VALUE, ConcurrentTransitionMixin, FSMField, transition
 
 from messaging.api import InboxMessage, OutboxMessage
+from orders.reconciliation.models import Discrepancy, ReconciliationRun  # noqa: F401 - models of this app
 
 
 class OrderState(models.TextChoices):

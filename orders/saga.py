@@ -17,6 +17,7 @@ until the order's deadline passes and it compensates instead.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -33,7 +34,7 @@ from fraud.api import assess_order
 from fraud.contracts import Decision, FraudRejected
 from inventory.api import commit_stock, release_stock, reserve_stock, return_stock
 from inventory.contracts import LineRequest
-from messaging.api import BusinessError, TransientError, crash_point
+from messaging.api import BusinessError, TransientError, bound, crash_point, span
 from orders.contracts import (
     COMPENSATE_ORDER,
     ORDER_CANCELLED,
@@ -42,7 +43,8 @@ from orders.contracts import (
     ORDER_REJECTED,
 )
 from orders.db import ALIAS, atomic
-from orders.models import CONFIRMATION_STEPS, RESERVATION_STEPS, Order, OrderState
+from orders.metrics import SAGA_OUTCOMES, SAGA_STEP_SECONDS
+from orders.models import CONFIRMATION_STEPS, RESERVATION_STEPS, RESTING_STATES, Order, OrderState
 from orders.services.transitions import order_event, order_record_step, order_transition
 from payments.api import authorize_payment, capture_payment, refund_payment, void_payment
 from shipping.api import cancel_shipment, create_shipment
@@ -163,10 +165,24 @@ def _run_steps(order: Order, steps: tuple[Step, ...]) -> Order:
     for step in steps:
         if step.name in order.completed_steps:
             continue
-        fields = step.run(order)
-        crash_point(f"saga.after_step:{step.name}")
-        order = order_record_step(order, step=step.name, fields=fields)
+        started = time.perf_counter()
+        with bound(saga_step=step.name), span(f"saga {step.name}", order_id=str(order.id)):
+            fields = step.run(order)
+            crash_point(f"saga.after_step:{step.name}")
+            order = order_record_step(order, step=step.name, fields=fields)
+            elapsed = time.perf_counter() - started
+            SAGA_STEP_SECONDS.labels(step=step.name).observe(elapsed)
+            log.info("saga step %s done in %.1f ms", step.name, elapsed * 1000)
     return order
+
+
+def _finished(order: Order, *, started_in: str) -> str:
+    """Count and log an outcome the first time the order comes to rest."""
+    if order.state != started_in and order.state in RESTING_STATES:
+        reason = order.failure_reason.split(":", 1)[0] if order.failure_reason else ""
+        SAGA_OUTCOMES.labels(outcome=order.state, reason=reason[:40]).inc()
+        log.info("saga rests in %s", order.state, extra={"reason": order.failure_reason})
+    return order.state
 
 
 def _request_compensation(order: Order, *, correlation_id: str, cause: str) -> None:
@@ -229,11 +245,12 @@ def _start_compensating(order: Order, *, reason: str, correlation_id: str) -> Or
 
 def saga_compensate(*, order_id: uuid.UUID, correlation_id: str = "") -> str:
     """Finish an order's compensation (from the compensation queue)."""
-    with _driving(order_id):
+    with bound(order_id=str(order_id)), _driving(order_id):
         order = Order.objects.get(pk=order_id)
         if order.state != S.COMPENSATING:
             return order.state
-        return _compensate(order, correlation_id=correlation_id or str(order.id), retrying=True).state
+        done = _compensate(order, correlation_id=correlation_id or str(order.id), retrying=True)
+        return _finished(done, started_in=S.COMPENSATING)
 
 
 def saga_escalate(*, order_id: uuid.UUID, reason: str, correlation_id: str = "") -> str:
@@ -247,39 +264,39 @@ def saga_escalate(*, order_id: uuid.UUID, reason: str, correlation_id: str = "")
 
 def saga_run(*, order_id: uuid.UUID, correlation_id: str = "") -> str:
     """Drive the order as far as it can go; return the state it rests in."""
-    with _driving(order_id):
+    with bound(order_id=str(order_id)), _driving(order_id):
         order = Order.objects.get(pk=order_id)
-        correlation_id = correlation_id or str(order.id)
-        if order.state in (S.CONFIRMED, S.SHIPPED, S.DELIVERED, S.REJECTED, S.CANCELLED, S.ON_HOLD, S.NEEDS_ATTENTION):
+        started_in = order.state
+        if order.state in RESTING_STATES:
             return order.state
-        if order.state != S.COMPENSATING and timezone.now() > order.deadline_at:
-            order = _start_compensating(
-                order, reason="deadline passed before the order completed", correlation_id=correlation_id
-            )
-        try:
-            if order.state == S.PENDING:
-                order = order_transition(order, transition="start_reserving", correlation_id=correlation_id)
-            if order.state == S.RESERVING:
-                order = _run_steps(order, RESERVATION)
-                order = order_transition(order, transition="mark_reserved", correlation_id=correlation_id)
-            if order.state == S.RESERVED:
-                order = order_transition(order, transition="start_confirming", correlation_id=correlation_id)
-            if order.state == S.CONFIRMING:
-                order = _run_steps(order, CONFIRMATION)
-                order = order_transition(
-                    order, transition="confirm", correlation_id=correlation_id, event=ORDER_CONFIRMED
-                )
-        except HeldForReview as held:
-            order = order_transition(
-                order, transition="hold_for_review", reason=f"fraud review: {held}", correlation_id=correlation_id
-            )
-            return order.state
-        except BusinessError as failure:
-            log.info("order %s: %s; compensating", order.id, failure.detail)
-            order = Order.objects.get(pk=order_id)
-            order = _start_compensating(
-                order, reason=f"{failure.code}: {failure.detail}", correlation_id=correlation_id
-            )
-        if order.state == S.COMPENSATING:
-            order = _compensate(order, correlation_id=correlation_id)
-        return order.state
+        return _finished(_drive(order, correlation_id or str(order.id)), started_in=started_in)
+
+
+def _drive(order: Order, correlation_id: str) -> Order:
+    if order.state != S.COMPENSATING and timezone.now() > order.deadline_at:
+        order = _start_compensating(
+            order, reason="deadline passed before the order completed", correlation_id=correlation_id
+        )
+    try:
+        if order.state == S.PENDING:
+            order = order_transition(order, transition="start_reserving", correlation_id=correlation_id)
+        if order.state == S.RESERVING:
+            order = _run_steps(order, RESERVATION)
+            order = order_transition(order, transition="mark_reserved", correlation_id=correlation_id)
+        if order.state == S.RESERVED:
+            order = order_transition(order, transition="start_confirming", correlation_id=correlation_id)
+        if order.state == S.CONFIRMING:
+            order = _run_steps(order, CONFIRMATION)
+            order = order_transition(order, transition="confirm", correlation_id=correlation_id, event=ORDER_CONFIRMED)
+    except HeldForReview as held:
+        return order_transition(
+            order, transition="hold_for_review", reason=f"fraud review: {held}", correlation_id=correlation_id
+        )
+    except BusinessError as failure:
+        log.info("order %s: %s; compensating", order.id, failure.detail)
+        order = _start_compensating(
+            Order.objects.get(pk=order.id), reason=f"{failure.code}: {failure.detail}", correlation_id=correlation_id
+        )
+    if order.state == S.COMPENSATING:
+        order = _compensate(order, correlation_id=correlation_id)
+    return order

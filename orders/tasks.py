@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import timedelta
 
 from django.conf import settings
+from django.utils import timezone
 from django_fsm import ConcurrentTransition
 
 from config.celery import app
 from messaging.api import Envelope, TransientError, consumer
 from orders.contracts import COMPENSATE_ORDER, RESUME_SAGA, START_SAGA
 from orders.models import OrdersInbox
+from orders.reconciliation.runs import ReconciliationBusy, RunOptions, reconciliation_run
+from orders.reconciliation.sources import Scope
 from orders.saga import saga_compensate, saga_escalate, saga_run
 from orders.services.interventions import order_apply_fulfilment, order_reservation_lapsed
 from orders.services.recovery import orders_decline_expired_reviews, orders_recover
+
+log = logging.getLogger("orders.tasks")
 
 # Other modules' events, subscribed to by name.
 SHIPMENT_SHIPPED = "shipping.ShipmentShipped"
@@ -88,3 +94,16 @@ def recover_sagas() -> int:
 @app.task(name="orders.expire_reviews", acks_late=True)
 def expire_reviews() -> int:
     return len(orders_decline_expired_reviews(review_timeout=timedelta(seconds=settings.FRAUD_REVIEW_TIMEOUT_S)))
+
+
+@app.task(name="orders.reconcile", acks_late=True)
+def reconcile() -> int:
+    """Reconcile the orders of the last window; returns how many discrepancies are left unresolved."""
+    since = timezone.now() - timedelta(seconds=settings.RECONCILIATION_WINDOW_S)
+    options = RunOptions(scope=Scope(since=since), fix=settings.RECONCILIATION_FIX, trigger="schedule")
+    try:
+        run = reconciliation_run(options=options)
+    except ReconciliationBusy:
+        log.info("reconciliation skipped: another run is going")
+        return 0
+    return run.unresolved

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from payments import selectors, services
-from payments.contracts import PaymentSummary
+from payments.contracts import PaymentRecord, PaymentSummary
 
 
 def authorize_payment(*, order_id: uuid.UUID, amount_minor: int, currency: str, token: str) -> None:
@@ -30,3 +30,7 @@ def get_payment_summary(*, order_id: uuid.UUID) -> PaymentSummary:
 
 def get_ledger_balance(*, order_id: uuid.UUID | None = None) -> tuple[int, int]:
     return selectors.ledger_balance(order_id=order_id)
+
+
+def get_payment_records(*, order_ids: list[uuid.UUID]) -> dict[uuid.UUID, PaymentRecord]:
+    return selectors.payment_records(order_ids=order_ids)

@@ -25,3 +25,23 @@ class PaymentDeclined(BusinessError):
 
 class GatewayUnavailable(TransientError):
     pass
+
+
+class PaymentRecord(BaseModel):
+    """Everything payments recorded about one order, its ledger included."""
+
+    model_config = ConfigDict(frozen=True)
+    order_id: str
+    authorization_status: str | None = None
+    authorized_minor: int = 0
+    currency: str | None = None
+    captures: int = 0
+    captured_minor: int = 0
+    capture_currencies: tuple[str, ...] = ()
+    refunds: int = 0
+    refunded_minor: int = 0
+    ledger_debit_minor: int = 0
+    ledger_credit_minor: int = 0
+    # Credited to sales less debited from it: what the ledger says was kept.
+    ledger_sales_minor: int = 0
+    ledger_currencies: tuple[str, ...] = ()

@@ -6,13 +6,18 @@ repaired by calling again: the gateway answers the same."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
-from messaging.api import atomic_on
+from messaging.api import atomic_on, call_adapter
 from payments.contracts import PaymentDeclined
-from payments.gateway import payment_gateway
+from payments.gateway import GatewayResult, payment_gateway
 from payments.models import Authorization, AuthorizationStatus, Capture, LedgerAccount, LedgerEntry, Refund
 
 atomic = atomic_on("payments")
+
+
+def _gateway(operation: str, call: Callable[[], GatewayResult]) -> GatewayResult:
+    return call_adapter("payment_gateway", operation, call)
 
 
 def _key(order_id: uuid.UUID, operation: str) -> str:
@@ -22,8 +27,11 @@ def _key(order_id: uuid.UUID, operation: str) -> str:
 def authorization_create(*, order_id: uuid.UUID, amount_minor: int, currency: str, token: str) -> Authorization:
     existing = Authorization.objects.filter(order_id=order_id).first()
     if existing is None:
-        result = payment_gateway().authorize(
-            idempotency_key=_key(order_id, "authorize"), token=token, amount_minor=amount_minor, currency=currency
+        result = _gateway(
+            "authorize",
+            lambda: payment_gateway().authorize(
+                idempotency_key=_key(order_id, "authorize"), token=token, amount_minor=amount_minor, currency=currency
+            ),
         )
         with atomic():
             existing, _ = Authorization.objects.get_or_create(
@@ -72,11 +80,14 @@ def capture_create(*, order_id: uuid.UUID) -> Capture:
     if done is not None:
         return done
     auth = Authorization.objects.get(order_id=order_id, status=AuthorizationStatus.AUTHORIZED)
-    result = payment_gateway().capture(
-        idempotency_key=_key(order_id, "capture"),
-        authorization_ref=auth.gateway_reference,
-        amount_minor=auth.amount_minor,
-        currency=auth.currency,
+    result = _gateway(
+        "capture",
+        lambda: payment_gateway().capture(
+            idempotency_key=_key(order_id, "capture"),
+            authorization_ref=auth.gateway_reference,
+            amount_minor=auth.amount_minor,
+            currency=auth.currency,
+        ),
     )
     if not result.approved:
         raise PaymentDeclined(result.decline_code or "capture_declined")
@@ -109,7 +120,12 @@ def authorization_void(*, order_id: uuid.UUID) -> bool:
     auth = Authorization.objects.filter(order_id=order_id, status=AuthorizationStatus.AUTHORIZED).first()
     if auth is None:
         return False
-    payment_gateway().void(idempotency_key=_key(order_id, "void"), authorization_ref=auth.gateway_reference)
+    _gateway(
+        "void",
+        lambda: payment_gateway().void(
+            idempotency_key=_key(order_id, "void"), authorization_ref=auth.gateway_reference
+        ),
+    )
     with atomic():
         return bool(
             Authorization.objects.filter(pk=auth.pk, status=AuthorizationStatus.AUTHORIZED).update(
@@ -126,11 +142,14 @@ def capture_refund(*, order_id: uuid.UUID) -> Refund | None:
     done = Refund.objects.filter(order_id=order_id).first()
     if done is not None:
         return done
-    result = payment_gateway().refund(
-        idempotency_key=_key(order_id, "refund"),
-        capture_ref=capture.gateway_reference,
-        amount_minor=capture.amount_minor,
-        currency=capture.currency,
+    result = _gateway(
+        "refund",
+        lambda: payment_gateway().refund(
+            idempotency_key=_key(order_id, "refund"),
+            capture_ref=capture.gateway_reference,
+            amount_minor=capture.amount_minor,
+            currency=capture.currency,
+        ),
     )
     with atomic():
         refund, created = Refund.objects.get_or_create(

@@ -28,3 +28,7 @@ def record_fulfilment_event(*, shipment_id: uuid.UUID, event: str) -> ShipmentIn
     info = selectors.shipment_of(order_id=shipment.order_id)
     assert info is not None
     return info
+
+
+def get_shipments(*, order_ids: list[uuid.UUID]) -> dict[uuid.UUID, ShipmentInfo]:
+    return selectors.shipments_by_order(order_ids=order_ids)

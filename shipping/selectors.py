@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 
 from shipping.contracts import ShipmentInfo
 from shipping.models import Shipment
@@ -17,3 +18,17 @@ def shipment_of(*, order_id: uuid.UUID) -> ShipmentInfo | None:
         carrier=s.carrier,
         tracking_number=s.tracking_number,
     )
+
+
+def shipments_by_order(*, order_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, ShipmentInfo]:
+    """order id → its shipment (orders without one are left out), in one query."""
+    return {
+        s.order_id: ShipmentInfo(
+            shipment_id=str(s.id),
+            order_id=str(s.order_id),
+            status=s.status,
+            carrier=s.carrier,
+            tracking_number=s.tracking_number,
+        )
+        for s in Shipment.objects.filter(order_id__in=list(order_ids))
+    }

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 
-from messaging.api import atomic_on, outbox_append
+from messaging.api import atomic_on, call_adapter, outbox_append
 from shipping.carrier import carrier
 from shipping.contracts import FULFILMENT_EVENTS, FulfilmentOutOfOrder, ShipmentAlreadyShipped, UnknownShipment
 from shipping.models import Shipment, ShipmentStatus, ShippingOutbox
@@ -15,7 +15,11 @@ def shipment_create(*, order_id: uuid.UUID, region: str, country: str) -> Shipme
     existing = Shipment.objects.filter(order_id=order_id).first()
     if existing is not None:
         return existing
-    label = carrier().create_label(idempotency_key=f"{order_id}:shipment", country=country)
+    label = call_adapter(
+        "carrier",
+        "create_label",
+        lambda: carrier().create_label(idempotency_key=f"{order_id}:shipment", country=country),
+    )
     with atomic():
         shipment, _ = Shipment.objects.get_or_create(
             order_id=order_id,
@@ -36,7 +40,13 @@ def shipment_cancel(*, order_id: uuid.UUID) -> bool:
         return False
     if shipment.status != ShipmentStatus.CREATED:
         raise ShipmentAlreadyShipped(shipment.tracking_number)
-    carrier().cancel_label(idempotency_key=f"{order_id}:shipment-cancel", tracking_number=shipment.tracking_number)
+    call_adapter(
+        "carrier",
+        "cancel_label",
+        lambda: carrier().cancel_label(
+            idempotency_key=f"{order_id}:shipment-cancel", tracking_number=shipment.tracking_number
+        ),
+    )
     with atomic():
         cancelled = Shipment.objects.filter(pk=shipment.pk, status=ShipmentStatus.CREATED).update(
             status=ShipmentStatus.CANCELLED

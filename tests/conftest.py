@@ -181,7 +181,7 @@ class Platform:
         self._await_worker()
         return self.worker
 
-    def _await_worker(self, timeout: float = 30.0) -> None:
+    def _await_worker(self, timeout: float = 60.0) -> None:
         from config.celery import app
 
         deadline = time.monotonic() + timeout

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -21,6 +22,8 @@ from messaging.api import BusinessError, outbox_append
 from orders.contracts import START_SAGA
 from orders.db import ALIAS, atomic
 from orders.models import IdempotencyRecord, Order, OrderHistory, OrderLine, OrdersOutbox, OrderState
+
+log = logging.getLogger("orders.placement")
 
 
 @dataclass(frozen=True)
@@ -137,4 +140,5 @@ def order_place(*, client_id: uuid.UUID, idempotency_key: str, request: OrderReq
             response_status=202,
             response_body=body,
         )
+    log.info("order %s accepted", order.id, extra={"order_id": str(order.id), "total_minor": order.total_minor})
     return Placement(order.id, 202, body, replayed=False)

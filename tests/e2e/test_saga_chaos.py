@@ -29,7 +29,7 @@ def test_200_buyers_for_50_units_confirm_exactly_50(platform: Platform, api_call
         finally:
             connections.close_all()
 
-    with ThreadPoolExecutor(max_workers=16) as pool:
+    with ThreadPoolExecutor(max_workers=8) as pool:
         ids = list(pool.map(buy, range(200)))
 
     finals = [wait_for_state(order_id, timeout=120) for order_id in ids]
