@@ -129,6 +129,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
 # --- Messaging kernel
 MESSAGING_RELAY_BATCH_SIZE = int(os.environ.get("MESSAGING_RELAY_BATCH_SIZE", "500"))
 MESSAGING_RELAY_POLL_INTERVAL_S = float(os.environ.get("MESSAGING_RELAY_POLL_INTERVAL_S", "1.0"))
+# One log line per published message (with its correlation id); off for benchmarks.
+MESSAGING_RELAY_LOG_EACH = env_bool("MESSAGING_RELAY_LOG_EACH", True)
 MESSAGING_MAX_RETRIES = int(os.environ.get("MESSAGING_MAX_RETRIES", "8"))
 MESSAGING_RETRY_BASE_S = float(os.environ.get("MESSAGING_RETRY_BASE_S", "0.5"))
 MESSAGING_RETRY_MAX_S = float(os.environ.get("MESSAGING_RETRY_MAX_S", "300"))

@@ -29,6 +29,7 @@ from typing import Any
 
 import psycopg
 from django.apps import apps
+from django.conf import settings
 from django.db import connections, transaction
 from django.utils import timezone
 
@@ -84,6 +85,18 @@ def drain_batch(model: type[OutboxMessage], batch_size: int) -> int:
             return 0
         publish_envelopes(envelope_of(row, alias) for row in rows)
         crash_point("relay.after_publish")
+    if log.isEnabledFor(logging.INFO) and settings.MESSAGING_RELAY_LOG_EACH:
+        for row in rows:
+            log.info(
+                "published %s",
+                row.message_type,
+                extra={
+                    "correlation_id": row.correlation_id,
+                    "message_id": str(row.id),
+                    "outbox": alias,
+                    "aggregate_id": row.aggregate_id,
+                },
+            )
     RELAY_PUBLISHED.labels(module=alias).inc(len(rows))
     RELAY_BATCH_SIZE.labels(module=alias).observe(len(rows))
     RELAY_BATCH_SECONDS.labels(module=alias).observe(time.perf_counter() - started)
