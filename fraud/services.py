@@ -9,9 +9,8 @@ from django.utils import timezone
 from fraud import rules
 from fraud.contracts import Decision
 from fraud.models import Assessment, CustomerProfile
-from messaging.api import atomic_on
+from messaging.api import create_once
 
-atomic = atomic_on("fraud")
 VELOCITY_WINDOW = timedelta(hours=1)
 
 
@@ -19,9 +18,6 @@ def assessment_create(
     *, order_id: uuid.UUID, customer_id: str, amount_minor: int, currency: str, region: str, shipping_country: str
 ) -> Assessment:
     """Score an order once; a repeated call returns the first assessment."""
-    existing = Assessment.objects.filter(order_id=order_id).first()
-    if existing is not None:
-        return existing
     recent = Assessment.objects.filter(
         customer_id=customer_id, created_at__gte=timezone.now() - VELOCITY_WINDOW
     ).count()
@@ -40,20 +36,20 @@ def assessment_create(
         if points >= rules.REVIEW_AT
         else Decision.APPROVE
     )
-    with atomic():
-        assessment, _ = Assessment.objects.get_or_create(
-            order_id=order_id,
-            defaults={
-                "customer_id": customer_id,
-                "amount_minor": amount_minor,
-                "currency": currency,
-                "region": region,
-                "shipping_country": shipping_country,
-                "score": points,
-                "decision": decision,
-                "reasons": reasons,
-            },
-        )
+    assessment, _ = create_once(
+        Assessment,
+        order_id=order_id,
+        defaults={
+            "customer_id": customer_id,
+            "amount_minor": amount_minor,
+            "currency": currency,
+            "region": region,
+            "shipping_country": shipping_country,
+            "score": points,
+            "decision": decision,
+            "reasons": reasons,
+        },
+    )
     return assessment
 
 

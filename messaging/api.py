@@ -4,7 +4,7 @@ from messaging.adapters import AdapterUnavailable, breaker_state, call_adapter
 from messaging.consumers import apply_once, consumer
 from messaging.context import bound
 from messaging.contracts import BusinessError, Envelope, TransientError
-from messaging.db import atomic_on
+from messaging.db import atomic_on, create_once
 from messaging.dead_letters import (
     DeadLetterNotActionable,
     dead_letter_discard,
@@ -40,6 +40,7 @@ __all__ = [
     "call_adapter",
     "consumer",
     "crash_point",
+    "create_once",
     "dead_letter_discard",
     "dead_letter_resolve",
     "dead_letter_retry",

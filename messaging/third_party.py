@@ -16,6 +16,8 @@ from django.conf import settings
 
 from messaging.redis import redis_client
 
+PROFILE_TTL_S = 1.0
+
 
 @dataclass(frozen=True)
 class FaultProfile:
@@ -34,14 +36,29 @@ class FaultProfile:
         return self.decline_rate > 0 and random.random() < self.decline_rate
 
 
+_CACHE: dict[str, tuple[float, FaultProfile]] = {}
+
+
 def fault_profile(name: str) -> FaultProfile:
+    """The fake's current profile, read from Redis at most every ``PROFILE_TTL_S``."""
+    cached = _CACHE.get(name)
+    if cached is not None and time.monotonic() - cached[0] < PROFILE_TTL_S:
+        return cached[1]
     values: dict[str, float] = dict(getattr(settings, "FAKE_THIRD_PARTIES", {}).get(name, {}))
     for key, raw in redis_client().hgetall(f"fake:{name}").items():
         values[key.decode()] = float(raw)
-    return FaultProfile(**{k: v for k, v in values.items() if k in FaultProfile.__dataclass_fields__})
+    profile = FaultProfile(**{k: v for k, v in values.items() if k in FaultProfile.__dataclass_fields__})
+    _CACHE[name] = (time.monotonic(), profile)
+    return profile
+
+
+def forget_fault_profiles() -> None:
+    _CACHE.clear()
 
 
 def set_fault_profile(name: str, **values: float) -> None:
+    """Change a fake's profile; other processes see it within ``PROFILE_TTL_S``."""
+    _CACHE.pop(name, None)
     key = f"fake:{name}"
     client = redis_client()
     client.delete(key)

@@ -282,7 +282,9 @@ def _drive(order: Order, correlation_id: str) -> Order:
             order = order_transition(order, transition="start_reserving", correlation_id=correlation_id)
         if order.state == S.RESERVING:
             order = _run_steps(order, RESERVATION)
-            order = order_transition(order, transition="mark_reserved", correlation_id=correlation_id)
+            order = order_transition(
+                order, transition=("mark_reserved", "start_confirming"), correlation_id=correlation_id
+            )
         if order.state == S.RESERVED:
             order = order_transition(order, transition="start_confirming", correlation_id=correlation_id)
         if order.state == S.CONFIRMING:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 
-from messaging.api import atomic_on, call_adapter
+from messaging.api import atomic_on, call_adapter, create_once
 from payments.contracts import PaymentDeclined
 from payments.gateway import GatewayResult, payment_gateway
 from payments.models import Authorization, AuthorizationStatus, Capture, LedgerAccount, LedgerEntry, Refund
@@ -33,18 +33,18 @@ def authorization_create(*, order_id: uuid.UUID, amount_minor: int, currency: st
                 idempotency_key=_key(order_id, "authorize"), token=token, amount_minor=amount_minor, currency=currency
             ),
         )
-        with atomic():
-            existing, _ = Authorization.objects.get_or_create(
-                order_id=order_id,
-                defaults={
-                    "amount_minor": amount_minor,
-                    "currency": currency,
-                    "payment_token": token,
-                    "status": AuthorizationStatus.AUTHORIZED if result.approved else AuthorizationStatus.DECLINED,
-                    "gateway_reference": result.reference,
-                    "decline_code": result.decline_code,
-                },
-            )
+        existing, _ = create_once(
+            Authorization,
+            order_id=order_id,
+            defaults={
+                "amount_minor": amount_minor,
+                "currency": currency,
+                "payment_token": token,
+                "status": AuthorizationStatus.AUTHORIZED if result.approved else AuthorizationStatus.DECLINED,
+                "gateway_reference": result.reference,
+                "decline_code": result.decline_code,
+            },
+        )
     if existing.status == AuthorizationStatus.DECLINED:
         raise PaymentDeclined(existing.decline_code)
     return existing
@@ -76,10 +76,11 @@ def _post(order_id: uuid.UUID, *, debit: str, credit: str, amount_minor: int, cu
 
 def capture_create(*, order_id: uuid.UUID) -> Capture:
     """Capture the authorized amount, at most once per order."""
-    done = Capture.objects.filter(order_id=order_id).first()
-    if done is not None:
-        return done
-    auth = Authorization.objects.get(order_id=order_id, status=AuthorizationStatus.AUTHORIZED)
+    auth = Authorization.objects.select_related("capture").get(order_id=order_id)
+    if hasattr(auth, "capture"):
+        return auth.capture
+    if auth.status != AuthorizationStatus.AUTHORIZED:
+        raise Authorization.DoesNotExist(f"order {order_id} has no open authorization ({auth.status})")
     result = _gateway(
         "capture",
         lambda: payment_gateway().capture(
@@ -92,8 +93,8 @@ def capture_create(*, order_id: uuid.UUID) -> Capture:
     if not result.approved:
         raise PaymentDeclined(result.decline_code or "capture_declined")
     with atomic():
-        auth = Authorization.objects.select_for_update().get(pk=auth.pk)
-        capture, created = Capture.objects.get_or_create(
+        capture, created = create_once(
+            Capture,
             order_id=order_id,
             defaults={
                 "authorization": auth,

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 
-from messaging.api import atomic_on, call_adapter, outbox_append
+from messaging.api import atomic_on, call_adapter, create_once, outbox_append
 from shipping.carrier import carrier
 from shipping.contracts import FULFILMENT_EVENTS, FulfilmentOutOfOrder, ShipmentAlreadyShipped, UnknownShipment
 from shipping.models import Shipment, ShipmentStatus, ShippingOutbox
@@ -20,16 +20,16 @@ def shipment_create(*, order_id: uuid.UUID, region: str, country: str) -> Shipme
         "create_label",
         lambda: carrier().create_label(idempotency_key=f"{order_id}:shipment", country=country),
     )
-    with atomic():
-        shipment, _ = Shipment.objects.get_or_create(
-            order_id=order_id,
-            defaults={
-                "region": region,
-                "country": country.upper(),
-                "carrier": label.carrier,
-                "tracking_number": label.tracking_number,
-            },
-        )
+    shipment, _ = create_once(
+        Shipment,
+        order_id=order_id,
+        defaults={
+            "region": region,
+            "country": country.upper(),
+            "carrier": label.carrier,
+            "tracking_number": label.tracking_number,
+        },
+    )
     return shipment
 
 

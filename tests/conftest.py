@@ -19,7 +19,9 @@ from django.db import connections
 from django.test import Client
 
 from inventory.api import set_stock
+from messaging.adapters import breaker_for
 from messaging.api import redis_client, set_fault_profile
+from messaging.third_party import forget_fault_profiles
 from orders.models import RESTING_STATES, Order
 from orders.services.clients import api_client_create
 
@@ -30,6 +32,8 @@ QUEUES = "saga.eu,saga.us,saga.apac,compensation,events,default,batch"
 @pytest.fixture(autouse=True)
 def _clean_redis() -> Iterator[None]:
     redis_client().flushdb()
+    breaker_for.cache_clear()
+    forget_fault_profiles()
     yield
     for name in ("payment_gateway", "carrier"):
         set_fault_profile(name)

@@ -3,9 +3,11 @@ its history row and (optionally) an event, in one transaction."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from django_fsm import can_proceed
+from django.utils import timezone
+from django_fsm import ConcurrentTransition, can_proceed
 
 from messaging.api import outbox_append
 from orders.db import atomic
@@ -43,32 +45,40 @@ def order_event(order: Order, *, message_type: str, correlation_id: str, reason:
 def order_transition(
     order: Order,
     *,
-    transition: str,
+    transition: str | Sequence[str],
     reason: str = "",
     actor: str = "system",
     correlation_id: str = "",
     event: str | None = None,
     fields: dict[str, Any] | None = None,
 ) -> Order:
-    """Apply ``transition`` to ``order`` and persist it; raises ConcurrentTransition
-    when another worker moved the order first (re-read it and decide again)."""
-    method = getattr(order, transition)
-    if not can_proceed(method):
-        raise TransitionRefused(order, transition)
-    from_state = order.state
+    """Apply one transition, or several in a row, to ``order`` and persist them
+    with their history in one transaction. Raises ConcurrentTransition when
+    another worker moved the order first (re-read it and decide again)."""
+    names = (transition,) if isinstance(transition, str) else tuple(transition)
+    moves: list[tuple[str, str]] = []
     with atomic():
-        method()
-        for name, value in (fields or {}).items():
-            setattr(order, name, value)
+        for name in names:
+            method = getattr(order, name)
+            if not can_proceed(method):
+                raise TransitionRefused(order, name)
+            from_state = order.state
+            method()
+            moves.append((from_state, order.state))
+        for field, value in (fields or {}).items():
+            setattr(order, field, value)
         order.version += 1
-        order.save()
-        OrderHistory.objects.create(
-            order=order,
-            from_state=from_state,
-            to_state=order.state,
-            reason=reason[:2000],
-            actor=actor,
-            correlation_id=correlation_id,
+        order.save(update_fields=["state", "version", "updated_at", *(fields or {})])
+        OrderHistory.objects.bulk_create(
+            OrderHistory(
+                order=order,
+                from_state=from_state,
+                to_state=to_state,
+                reason=reason[:2000],
+                actor=actor,
+                correlation_id=correlation_id,
+            )
+            for from_state, to_state in moves
         )
         if event:
             order_event(order, message_type=event, correlation_id=correlation_id, reason=reason)
@@ -76,11 +86,15 @@ def order_transition(
 
 
 def order_record_step(order: Order, *, step: str, fields: dict[str, Any] | None = None) -> Order:
-    """Remember that saga ``step`` is done (and what it produced)."""
-    with atomic():
-        for name, value in (fields or {}).items():
-            setattr(order, name, value)
-        order.completed_steps = [*order.completed_steps, step]
-        order.version += 1
-        order.save()
+    """Remember that saga ``step`` is done (and what it produced): one UPDATE,
+    refused if the order moved meanwhile (a cancel, another worker)."""
+    changes = {**(fields or {}), "completed_steps": [*order.completed_steps, step]}
+    updated = Order.objects.filter(pk=order.pk, state=order.state, version=order.version).update(
+        **changes, version=order.version + 1, updated_at=timezone.now()
+    )
+    if not updated:
+        raise ConcurrentTransition(f"order {order.id} moved while step {step} ran")
+    for name, value in changes.items():
+        setattr(order, name, value)
+    order.version += 1
     return order

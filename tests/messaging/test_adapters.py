@@ -3,6 +3,8 @@ refusals never trip them."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from messaging.adapters import AdapterUnavailable, breaker_state, call_adapter
@@ -18,14 +20,10 @@ def refusing() -> None:
 
 
 def test_breaker_opens_after_repeated_failures_and_fails_fast() -> None:
-    for _ in range(4):
+    for _ in range(5):
         with pytest.raises(TransientError):
             call_adapter("payment_gateway", "authorize", failing)
-    assert breaker_state("payment_gateway") == "closed"
-
-    with pytest.raises(AdapterUnavailable):  # the fifth failure trips it
-        call_adapter("payment_gateway", "authorize", failing)
-    assert breaker_state("payment_gateway") == "open"
+    assert breaker_state("payment_gateway") == "open"  # the fifth failure tripped it
 
     calls = []
     with pytest.raises(AdapterUnavailable, match="circuit open"):
@@ -44,5 +42,16 @@ def test_business_refusals_do_not_trip_the_breaker() -> None:
 def test_breaker_state_is_shared_through_redis() -> None:
     from messaging.redis import redis_client
 
-    redis_client().set("breaker:carrier:pybreaker:state", "open")  # as another process would
-    assert breaker_state("carrier") == "open"
+    redis_client().hset("breaker:carrier", mapping={"failures": 5, "opened_until": time.time() + 30})
+    assert breaker_state("carrier") == "open"  # opened by another process
+    with pytest.raises(AdapterUnavailable):
+        call_adapter("carrier", "create_label", lambda: "label")
+
+
+def test_a_success_after_the_timeout_closes_it_again() -> None:
+    from messaging.redis import redis_client
+
+    redis_client().hset("breaker:carrier", mapping={"failures": 5, "opened_until": time.time() - 1})
+    assert breaker_state("carrier") == "half_open"
+    assert call_adapter("carrier", "create_label", lambda: "label") == "label"
+    assert breaker_state("carrier") == "closed"
