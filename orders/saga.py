@@ -296,8 +296,12 @@ def _drive(order: Order, correlation_id: str) -> Order:
         )
     except BusinessError as failure:
         log.info("order %s: %s; compensating", order.id, failure.detail)
-        order = _start_compensating(
-            Order.objects.get(pk=order.id), reason=f"{failure.code}: {failure.detail}", correlation_id=correlation_id
+        current = Order.objects.get(pk=order.id)
+        # Someone (a cancel, a lapsed hold) may have started compensating meanwhile.
+        order = (
+            current
+            if current.state == S.COMPENSATING
+            else _start_compensating(current, reason=f"{failure.code}: {failure.detail}", correlation_id=correlation_id)
         )
     if order.state == S.COMPENSATING:
         order = _compensate(order, correlation_id=correlation_id)
