@@ -1,0 +1,28 @@
+"""The kernel's own tasks: the benchmark's no-op and its pickup-recording consumer."""
+
+from __future__ import annotations
+
+import time
+
+from config.celery import app
+from messaging.consumers import consumer
+from messaging.contracts import Envelope
+from messaging.redis import redis_client
+
+BENCH_MESSAGE_TYPE = "bench.Noop"
+BENCH_QUEUE = "bench"
+BENCH_CONSUMER = "messaging.bench_consume"
+NOOP_TASK = "messaging.bench_noop"
+PICKUP_KEY = "bench:pickup_ms"
+
+
+@app.task(name=NOOP_TASK, queue=BENCH_QUEUE, ignore_result=True)
+def bench_noop() -> None:
+    """Plain Celery's reference: a task that does nothing."""
+
+
+@consumer(message_type=BENCH_MESSAGE_TYPE, name=BENCH_CONSUMER, queue=BENCH_QUEUE)
+def bench_consume(envelope: Envelope) -> None:
+    """Record how long the message took from its outbox row to this consumer."""
+    waited_ms = (time.time() - envelope.created_at.timestamp()) * 1000.0
+    redis_client().rpush(PICKUP_KEY, f"{waited_ms:.3f}")

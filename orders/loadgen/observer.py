@@ -1,0 +1,141 @@
+"""Finding out when accepted orders come to rest, with a bounded number of GETs.
+
+Orders are polled oldest-due first, each no sooner than ``first_poll`` after
+it was sent and then less and less often as it ages. All GETs together stay
+under ``polls_per_s``, and under twice the rate at which polls find orders
+at rest (plus a floor): a platform that falls behind is not also flooded
+with GETs for orders it has not reached yet. Latency does not depend on how
+often we look: it is read from the order's history (the server's timestamp
+of its first resting transition), so polling rarely keeps the platform's
+extra load small without making the figures coarser.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from orders.loadgen.client import PlatformClient
+from orders.loadgen.records import LOST, OrderRecord, Tally
+
+MIN_INTERVAL_S = 0.1
+RETRY_AFTER_ERROR_S = 1.0
+CONTROL_EVERY_S = 0.5
+HIT_WINDOW_S = 2.0
+
+
+@dataclass(frozen=True)
+class PollPolicy:
+    first_poll: float = 0.5
+    max_interval: float = 5.0
+    polls_per_s: float = 200.0
+    min_polls_per_s: float = 5.0
+    pollers: int = 8
+
+    def next_interval(self, age: float) -> float:
+        return min(self.max_interval, max(MIN_INTERVAL_S, age * 0.5))
+
+
+class RateLimit:
+    """At most ``rate`` acquisitions per second, shared by every coroutine."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self._next = 0.0
+
+    async def acquire(self) -> None:
+        now = time.monotonic()
+        slot = max(now, self._next)
+        self._next = slot + 1.0 / self.rate
+        if slot > now:
+            await asyncio.sleep(slot - now)
+
+
+class Observer:
+    def __init__(
+        self, client: PlatformClient, policy: PollPolicy, tally: Tally, on_rest: Callable[[OrderRecord], None]
+    ) -> None:
+        self._client = client
+        self._policy = policy
+        self._tally = tally
+        self._on_rest = on_rest
+        self._limit = RateLimit(policy.polls_per_s)
+        self._due: list[tuple[float, int, OrderRecord]] = []
+        self._sequence = itertools.count()
+        self._added = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._hits: deque[float] = deque()
+        self.watching = 0
+
+    def watch(self, record: OrderRecord) -> None:
+        self.watching += 1
+        self._push(record, record.sent_mono + self._policy.first_poll)
+
+    def _push(self, record: OrderRecord, due: float) -> None:
+        heapq.heappush(self._due, (due, next(self._sequence), record))
+        self._added.set()
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._poll_forever()) for _ in range(self._policy.pollers)]
+        self._tasks.append(asyncio.create_task(self._control_forever()))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _next_due(self) -> OrderRecord:
+        while True:
+            if not self._due:
+                self._added.clear()
+                await self._added.wait()
+                continue
+            wait = self._due[0][0] - time.monotonic()
+            if wait <= 0:
+                return heapq.heappop(self._due)[2]
+            self._added.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._added.wait(), timeout=wait)
+
+    async def _poll_forever(self) -> None:
+        while True:
+            record = await self._next_due()
+            await self._limit.acquire()
+            await self._poll(record)
+
+    async def _control_forever(self) -> None:
+        while True:
+            await asyncio.sleep(CONTROL_EVERY_S)
+            horizon = time.monotonic() - HIT_WINDOW_S
+            while self._hits and self._hits[0] < horizon:
+                self._hits.popleft()
+            wanted = 2.0 * len(self._hits) / HIT_WINDOW_S + self._policy.min_polls_per_s
+            self._limit.rate = min(self._policy.polls_per_s, wanted)
+
+    async def _poll(self, record: OrderRecord) -> None:
+        assert record.order_id is not None
+        answer = await self._client.fetch(record.order_id)
+        self._tally.gets += 1
+        record.polls += 1
+        now = time.monotonic()
+        if answer.status == 404:
+            record.state = LOST
+            self._rested(record)
+        elif not answer.ok:
+            self._tally.error(f"GET {answer.error}")
+            self._push(record, now + RETRY_AFTER_ERROR_S)
+        elif record.settle(answer.body, seen_at=time.time()):
+            self._hits.append(now)
+            self._rested(record)
+        else:
+            self._push(record, now + self._policy.next_interval(now - record.sent_mono))
+
+    def _rested(self, record: OrderRecord) -> None:
+        self.watching -= 1
+        self._on_rest(record)
