@@ -108,6 +108,8 @@ def consumer(
                 else:
                     applied = apply_once(handler, envelope, inbox=inbox, consumer_name=name)
             except TRANSIENT_ERRORS as exc:
+                if isinstance(exc, OperationalError | InterfaceError):
+                    connections.close_all()  # reconnect on the retry instead of reusing a broken session
                 if task.request.retries >= limit:
                     _give_up(envelope, name, queue, exc, attempt, on_give_up)
                     return "dead_lettered"
