@@ -13,10 +13,12 @@ from rich.console import Console
 from orders.loadgen.catalogue import default_catalogue, seed_stock
 from orders.loadgen.client import quiet_http_logs
 from orders.loadgen.consistency import ConsistencyReport, check_consistency
+from orders.loadgen.costs import costs_table
 from orders.loadgen.isolation import (
     bench_database,
     bench_redis_db,
     bench_redis_port,
+    exclusive_bench,
     reset_database,
     reset_redis,
 )
@@ -35,6 +37,7 @@ from orders.loadgen.runner import POLL, LoadPlan, run_load
 from orders.loadgen.schedule import Phase, spike_phases
 from orders.loadgen.setup import new_api_token, run_id
 from orders.loadgen.verdict import lost_orders, stuck_orders
+from orders.loadgen.version import code_version
 
 # PostgreSQL publishes a session's counters when its transactions end, or within a second when idle.
 STATS_FLUSH_S = 1.5
@@ -97,6 +100,7 @@ class BenchResult:
     database: str
     redis_db: int
     log_dir: Path
+    code: str
     measured: Measurements
     peak_rss_mb: dict[str, float]
     peak_kind_rss_mb: dict[str, float]
@@ -144,10 +148,11 @@ class Session:
         time.sleep(STATS_FLUSH_S)
         activity = database_activity() - activity
         accepted = [r.order_id for r in result.records if r.order_id is not None]
-        report = build_report(result)
+        report, cpu = build_report(result), cpu_between(before, after)
         if show:
             self.console.print(load_table(report, f"{name}: {report.planned} orders"))
-        return Measured(name, report, cpu_between(before, after), activity, accepted)
+            self.console.print(costs_table(f"{name}: costs", cpu, activity, report.finished))
+        return Measured(name, report, cpu, activity, accepted)
 
     def reference(self) -> tuple[ReferenceResult, CpuUsage]:
         before = self.monitor.snapshot()
@@ -208,8 +213,16 @@ def _run_platform(plan: BenchPlan, console: Console, platform: Platform, monitor
 
 
 def run_bench(plan: BenchPlan, console: Console) -> BenchResult:
-    database, redis_db = bench_database(), bench_redis_db()
+    database = bench_database()
+    with exclusive_bench(database):
+        return _run_exclusive(plan, console, database)
+
+
+def _run_exclusive(plan: BenchPlan, console: Console, database: str) -> BenchResult:
+    redis_db = bench_redis_db()
     quiet_http_logs()
+    code = code_version()
+    console.log(f"measuring code {code}")
     console.log(f"resetting database {database} and Redis db {redis_db}, migrating")
     reset_database(database)
     reset_redis()
@@ -224,6 +237,7 @@ def run_bench(plan: BenchPlan, console: Console) -> BenchResult:
         database=database,
         redis_db=redis_db,
         log_dir=platform.log_dir,
+        code=code,
         measured=measured,
         peak_rss_mb=monitor.peak_rss_mb(),
         peak_kind_rss_mb=monitor.peak_kind_rss_mb(),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import urlparse
 
 import psycopg
@@ -45,14 +47,36 @@ def bench_redis_port() -> int:
     return urlparse(settings.REDIS_URL).port or DEFAULT_REDIS_PORT
 
 
+def _maintenance_connection() -> psycopg.Connection:
+    db = settings.DATABASES["default"]
+    return psycopg.connect(
+        host=db["HOST"],
+        port=db["PORT"],
+        user=db["USER"],
+        password=db["PASSWORD"] or None,
+        dbname="postgres",
+        autocommit=True,
+    )
+
+
+@contextmanager
+def exclusive_bench(name: str) -> Iterator[None]:
+    """Hold a server-wide advisory lock named after the benchmark's database for the whole run:
+    a second benchmark on the same database would drop it under the first."""
+    with _maintenance_connection() as conn:
+        row = conn.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", [f"orders-bench:{name}"]).fetchone()
+        if not row or not row[0]:
+            raise NotIsolated(
+                f"another benchmark is running on {name}; wait for it, or give this one a database of its own "
+                "(make bench BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/orders_mine_bench)"
+            )
+        yield
+
+
 def reset_database(name: str) -> None:
     """Drop and recreate the benchmark's database, with every module's schema migrated."""
     connections.close_all()
-    db = settings.DATABASES["default"]
-    with psycopg.connect(
-        host=db["HOST"], port=db["PORT"], user=db["USER"], password=db["PASSWORD"] or None, dbname="postgres"
-    ) as conn:
-        conn.autocommit = True
+    with _maintenance_connection() as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     call_command("create_database", stdout=io.StringIO())
     call_command("migrate_all", verbosity=0, stdout=io.StringIO())

@@ -115,7 +115,7 @@ class ResourceMonitor:
     platform: Platform
     database: str
     redis_port: int
-    interval: float = 1.0
+    interval: float = 2.0
     peak_rss: dict[str, int] = field(default_factory=dict)
     peak_kind_rss: dict[str, int] = field(default_factory=dict)
 

@@ -12,11 +12,11 @@ import psutil
 from rich.table import Table
 
 from orders.loadgen.bench import BenchResult, Measured
+from orders.loadgen.costs import cpu_text, database_text, other_cpu_text, other_load_share, per_order_ms
 from orders.loadgen.render import counts_text, latency_text
-from orders.loadgen.resources import APP_KINDS, OTHER, SERVER_KINDS, SHORT_LIVED, CpuUsage
+from orders.loadgen.resources import APP_KINDS
 
 SHOWN_PROBLEMS = 20
-BUSY_BOX_SHARE = 0.1
 
 
 def machine() -> str:
@@ -37,19 +37,6 @@ def _spike_peak(measured: Measured) -> dict[str, float]:
     if phase is None:
         return {"spike_peak_p99_ms": 0.0, "spike_peak_orders_per_s": 0.0}
     return {"spike_peak_p99_ms": phase.latency.p99_ms, "spike_peak_orders_per_s": phase.finished_per_s}
-
-
-def _per_order_ms(measured: Measured) -> dict[str, float]:
-    cpu = measured.cpu
-    return {
-        kind: round(measured.per_order(seconds) * 1000.0, 2) for kind, seconds in cpu.by_kind.items() if kind != OTHER
-    }
-
-
-def other_load_share(cpu: CpuUsage) -> float:
-    """Share of the box's CPU capacity used by processes that are neither the platform nor the generator."""
-    capacity = cpu.wall_s * (os.cpu_count() or 1)
-    return cpu.other_s / capacity if capacity else 0.0
 
 
 def ok(result: BenchResult) -> bool:
@@ -76,7 +63,7 @@ def figures(result: BenchResult) -> dict[str, Any]:
         "ratio": round(orders_per_s / m.reference.tasks_per_s, 4) if m.reference.tasks_per_s else 0.0,
         "cpu_s_per_order": round(m.sustained.per_order(m.sustained.cpu.platform_s), 4),
         "app_cpu_s_per_order": round(m.sustained.per_order(m.sustained.cpu.app_s), 4),
-        "cpu_ms_per_order_by_kind": _per_order_ms(m.sustained),
+        "cpu_ms_per_order_by_kind": per_order_ms(m.sustained.cpu, sustained.finished),
         "postgres_per_order": m.sustained.database.per(sustained.finished),
         "reference_cpu_ms_per_task": round(1000.0 * m.reference_cpu.by_kind.get("worker", 0.0) / m.reference.tasks, 3),
         "generator_cpu_s": m.sustained.cpu.generator_s,
@@ -95,17 +82,8 @@ def figures(result: BenchResult) -> dict[str, Any]:
         "rate": result.plan.rate,
         "duration_s": result.plan.duration,
         "quick": result.plan.quick,
+        "code": result.code,
     }
-
-
-def _cpu_text(measured: Measured, cpu: CpuUsage) -> str:
-    per_order = _per_order_ms(measured)
-    kinds = [k for k in (*APP_KINDS, *SERVER_KINDS, SHORT_LIVED) if k in per_order]
-    parts = " · ".join(f"{kind} {per_order[kind]:.1f}" for kind in kinds)
-    return (
-        f"{1000 * measured.per_order(cpu.platform_s):.1f} ms/order incl. PostgreSQL, Redis and short-lived "
-        f"processes ({1000 * measured.per_order(cpu.app_s):.1f} app only): {parts}"
-    )
 
 
 def summary_table(result: BenchResult) -> Table:
@@ -114,6 +92,7 @@ def summary_table(result: BenchResult) -> Table:
     table.add_column("measure", style="bold")
     table.add_column("value")
     table.add_row("machine", machine())
+    table.add_row("code", result.code)
     table.add_row("platform", f"{plan.topology.describe()}; db {result.database}, Redis db {result.redis_db}")
     table.add_row(
         "reference",
@@ -132,9 +111,9 @@ def summary_table(result: BenchResult) -> Table:
         table.add_row(
             f"spike phase {phase.name}", f"{phase.finished_per_s:.1f}/s finished · " + latency_text(phase.latency)
         )
-    table.add_row("CPU per order", _cpu_text(m.sustained, m.sustained.cpu))
-    table.add_row("other CPU", _other_cpu_text(m.sustained.cpu))
-    table.add_row("PostgreSQL per order", _database_text(m.sustained))
+    table.add_row("CPU per order", cpu_text(m.sustained.cpu, m.sustained.report.finished))
+    table.add_row("other CPU", other_cpu_text(m.sustained.cpu))
+    table.add_row("PostgreSQL per order", database_text(m.sustained.database, m.sustained.report.finished))
     table.add_row("peak RSS (MB/process)", counts_text(result.peak_rss_mb))
     table.add_row("outcomes", counts_text(dict(result.consistency.by_state.most_common())))
     table.add_row("errors", counts_text(_errors(result)))
@@ -142,24 +121,6 @@ def summary_table(result: BenchResult) -> Table:
     table.add_row("lost · stuck · unfinished", f"{result.lost} · {result.stuck} · {f['unfinished']}")
     table.add_row("consistency", _consistency_text(result))
     return table
-
-
-def _other_cpu_text(cpu: CpuUsage) -> str:
-    share = other_load_share(cpu)
-    text = f"generator {cpu.generator_s:.1f} s, other processes {cpu.other_s:.1f} s over {cpu.wall_s:.0f} s"
-    if share > BUSY_BOX_SHARE:
-        text += f"\n[red]the box was busy with other work ({share:.0%} of its CPU): these figures are pessimistic[/red]"
-    return text
-
-
-def _database_text(measured: Measured) -> str:
-    per = measured.database.per(measured.report.finished)
-    if not per:
-        return "—"
-    return (
-        f"{per['sessions']:.2f} sessions opened · {per['commits']:.1f} commits · {per['rollbacks']:.2f} rollbacks · "
-        f"{per['rows_written']:.1f} rows written (pg_stat_database, sustained phase)"
-    )
 
 
 def _errors(result: BenchResult) -> dict[str, int]:
