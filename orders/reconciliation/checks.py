@@ -8,10 +8,11 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 
 from inventory.contracts import ReservationRecord, StockTally
+from messaging.contracts import DeadLetterSummary
 from orders.models import OrderState
 from orders.reconciliation.findings import SECONDS, UNITS, Finding, OrderFacts, money
 from orders.reconciliation.models import DiscrepancyKind
-from orders.reconciliation.sources import OpenDeadLetter, StalledMessage
+from orders.reconciliation.sources import StalledMessage
 from orders.services.recovery import MOVING_STATES
 
 K = DiscrepancyKind
@@ -418,7 +419,7 @@ def outbox_stalled(messages: Iterable[StalledMessage], now: datetime) -> Iterato
         )
 
 
-def dead_letter_open(letters: Iterable[OpenDeadLetter]) -> Iterator[Finding]:
+def dead_letter_open(letters: Iterable[DeadLetterSummary]) -> Iterator[Finding]:
     for d in letters:
         consumer_module = d.consumer.split(".", 1)[0]
         yield Finding(

@@ -13,6 +13,7 @@ from django.db.models import Q, QuerySet
 from inventory.api import get_reservations, get_stock_tallies
 from inventory.contracts import StockTally
 from messaging.api import OutboxMessage, dead_letters_open, outbox_models
+from messaging.contracts import DeadLetterSummary
 from orders.models import Order
 from orders.reconciliation.findings import OrderFacts
 from payments.api import get_payment_records
@@ -48,18 +49,6 @@ class StalledMessage:
     message_type: str
     aggregate_id: str
     created_at: datetime
-
-
-@dataclass(frozen=True)
-class OpenDeadLetter:
-    letter_id: int
-    module: str
-    message_type: str
-    consumer: str
-    order_id: str
-    error: str
-    attempts: int
-    last_failed_at: datetime
 
 
 def scoped_orders(scope: Scope, *, until: datetime) -> QuerySet[Order]:
@@ -143,18 +132,6 @@ def stalled_messages(scope: Scope, *, created_before: datetime, limit: int) -> l
     return stalled
 
 
-def open_dead_letters(scope: Scope, *, limit: int) -> list[OpenDeadLetter]:
+def open_dead_letters(scope: Scope, *, limit: int) -> list[DeadLetterSummary]:
     """Dead letters nobody has acted on yet."""
-    return [
-        OpenDeadLetter(
-            letter_id=letter.letter_id,
-            module=letter.module,
-            message_type=letter.message_type,
-            consumer=letter.consumer,
-            order_id=letter.order_id,
-            error=letter.error,
-            attempts=letter.attempts,
-            last_failed_at=letter.last_failed_at,
-        )
-        for letter in dead_letters_open(since=scope.since, region=scope.region or "", limit=limit)
-    ]
+    return dead_letters_open(since=scope.since, region=scope.region or "", limit=limit)
