@@ -90,6 +90,7 @@ REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 
 # --- Celery (DESIGN.md §4): late acks, no loss on worker death, prefetch 1.
 CELERY_BROKER_URL = REDIS_URL
+CELERY_BROKER_TRANSPORT = "messaging.broker:Transport"
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

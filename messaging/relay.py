@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -22,9 +23,10 @@ import socket
 import threading
 import time
 from collections.abc import Iterable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import timedelta
-from operator import attrgetter
+from functools import cache
 from typing import Any
 
 import psycopg
@@ -32,7 +34,9 @@ from django.apps import apps
 from django.conf import settings
 from django.db import connections, transaction
 from django.utils import timezone
+from kombu import Producer
 
+from config.celery import app as celery_app
 from messaging.faults import crash_point
 from messaging.metrics import RELAY_BATCH_SECONDS, RELAY_BATCH_SIZE, RELAY_PUBLISHED
 from messaging.models import OutboxMessage, RelayHeartbeat
@@ -47,7 +51,23 @@ def outbox_models() -> list[type[OutboxMessage]]:
     return [m for m in apps.get_models() if issubclass(m, OutboxMessage)]
 
 
+ENVELOPE_COLUMNS = (
+    "id",
+    "message_type",
+    "version",
+    "aggregate_id",
+    "sequence",
+    "correlation_id",
+    "causation_id",
+    "region",
+    "created_at",
+    "payload",
+    "headers",
+)
+
+
 def envelope_of(row: OutboxMessage, source: str) -> dict[str, Any]:
+    """The wire envelope of an outbox row."""
     return {
         "message_id": str(row.id),
         "message_type": row.message_type,
@@ -64,37 +84,70 @@ def envelope_of(row: OutboxMessage, source: str) -> dict[str, Any]:
     }
 
 
+def claimed_envelope(row: tuple[Any, ...], source: str) -> dict[str, Any]:
+    """The wire envelope of a row as the claim returns it (``ENVELOPE_COLUMNS``, jsonb as text)."""
+    fields = dict(zip(ENVELOPE_COLUMNS, row, strict=True))
+    return {
+        "message_id": str(fields.pop("id")),
+        "message_type": fields.pop("message_type"),
+        "version": fields.pop("version"),
+        "source": source,
+        "created_at": fields.pop("created_at").isoformat(),
+        # Django's PostgreSQL backend hands jsonb to Python as text.
+        "payload": json.loads(fields.pop("payload")),
+        "headers": json.loads(fields.pop("headers")),
+        **fields,
+    }
+
+
+@cache
 def claim_sql(model: type[OutboxMessage]) -> str:
-    """Lock the oldest unpublished rows no other relay holds, mark them published, return them."""
-    table = connections[model.objects.db].ops.quote_name(model._meta.db_table)
+    """Lock the oldest unpublished rows no other relay holds, mark them published, return them oldest first."""
+    ops = connections[model.objects.db].ops
+    table = ops.quote_name(model._meta.db_table)
+    columns = ", ".join(ops.quote_name(column) for column in ENVELOPE_COLUMNS)
     return (
-        f"UPDATE {table} SET published_at = clock_timestamp() WHERE id IN ("
+        f"WITH claimed AS (UPDATE {table} SET published_at = clock_timestamp() WHERE id IN ("
         f"SELECT id FROM {table} WHERE published_at IS NULL ORDER BY created_at LIMIT %s FOR UPDATE SKIP LOCKED"
-        ") RETURNING *"
+        f") RETURNING {columns}) SELECT * FROM claimed ORDER BY created_at"
     )
 
 
-def drain_batch(model: type[OutboxMessage], batch_size: int) -> int:
-    """Publish and mark up to ``batch_size`` rows of one outbox; return how many."""
+def _commit_without_flush_wait(alias: str) -> None:
+    """Let the current transaction on ``alias`` commit without waiting for its WAL to reach the disk."""
+    with connections[alias].cursor() as cursor:
+        cursor.execute("SET LOCAL synchronous_commit TO off")
+
+
+def drain_batch(model: type[OutboxMessage], batch_size: int, producer: Producer | None = None) -> int:
+    """Publish and mark up to ``batch_size`` rows of one outbox; return how many.
+
+    The mark commits without waiting for the WAL flush: should PostgreSQL lose
+    it in a crash, the rows go out again, which at-least-once delivery and the
+    consumers' inboxes already allow for. The business transactions that wrote
+    the rows stay fully durable.
+    """
     alias = model.objects.db
     started = time.perf_counter()
-    with transaction.atomic(using=alias):
-        claimed = model.objects.raw(claim_sql(model), [batch_size])
-        rows = sorted(claimed, key=attrgetter("created_at"))
+    with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
+        _commit_without_flush_wait(alias)
+        cursor.execute(claim_sql(model), [batch_size])
+        rows = cursor.fetchall()
         if not rows:
             return 0
-        publish_envelopes(envelope_of(row, alias) for row in rows)
+        publish_envelopes((claimed_envelope(row, alias) for row in rows), producer=producer)
         crash_point("relay.after_publish")
     if log.isEnabledFor(logging.INFO) and settings.MESSAGING_RELAY_LOG_EACH:
         for row in rows:
+            envelope = dict(zip(ENVELOPE_COLUMNS, row, strict=True))
             log.info(
                 "published %s",
-                row.message_type,
+                envelope["message_type"],
                 extra={
-                    "correlation_id": row.correlation_id,
-                    "message_id": str(row.id),
+                    "correlation_id": envelope["correlation_id"],
+                    "message_id": str(envelope["id"]),
                     "outbox": alias,
-                    "aggregate_id": row.aggregate_id,
+                    "aggregate_id": envelope["aggregate_id"],
                 },
             )
     RELAY_PUBLISHED.labels(module=alias).inc(len(rows))
@@ -145,8 +198,10 @@ class Relay:
         self._wake = threading.Event()
         self._due_lock = threading.Lock()
         self._due_schemas: set[str] = set()
+        self._producer: Producer | None = None
         self.published_total = 0
         load_all_consumers()
+        self._outboxes = {model: schema_of(model) for model in outbox_models()}
 
     # --- lifecycle
     def stop(self, *_: Any) -> None:
@@ -162,16 +217,16 @@ class Relay:
             try:
                 with psycopg.connect(dsn, autocommit=True) as conn:
                     conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
-                    self._mark_due({schema_of(m) for m in outbox_models()})  # catch up on what we missed
+                    self._mark_due(set(self._outboxes.values()))  # catch up on what we missed
                     while not self._stop.is_set():
-                        for notify in conn.notifies(timeout=1.0, stop_after=1):
+                        for notify in conn.notifies(timeout=1.0):
                             self._mark_due({notify.payload})
             except psycopg.Error as exc:
                 log.warning("relay: LISTEN connection lost (%s); reconnecting", exc)
                 self._stop.wait(1.0)
 
     def start_listeners(self) -> None:
-        for dsn in sorted({_dsn(m.objects.db) for m in outbox_models()}):
+        for dsn in sorted({_dsn(m.objects.db) for m in self._outboxes}):
             threading.Thread(target=self._listen, args=(dsn,), daemon=True, name="relay-listen").start()
 
     def _mark_due(self, schemas: set[str]) -> None:
@@ -183,28 +238,47 @@ class Relay:
         """The outboxes notified since the last call, and forget them."""
         with self._due_lock:
             due, self._due_schemas = self._due_schemas, set()
-        return [m for m in outbox_models() if schema_of(m) in due]
+        return [model for model, schema in self._outboxes.items() if schema in due]
 
     # --- work
     def drain_all(self, models: Iterable[type[OutboxMessage]] | None = None) -> int:
         """Drain ``models`` (every outbox by default) until each is empty."""
         total = 0
-        for model in outbox_models() if models is None else models:
+        for model in self._outboxes if models is None else models:
             while not self._stop.is_set():
-                sent = drain_batch(model, self.batch_size)
+                sent = drain_batch(model, self.batch_size, self._broker_producer())
                 total += sent
                 if sent < self.batch_size:
                     break
         self.published_total += total
         return total
 
+    def _broker_producer(self) -> Producer:
+        """The relay's own broker connection, kept between batches (taking one from Celery's pool per
+        batch cost more than the publishing)."""
+        if self._producer is None:
+            self._producer = celery_app.amqp.Producer(celery_app.connection_for_write(), auto_declare=False)
+        return self._producer
+
+    def _drop_producer(self) -> None:
+        """Forget a connection the broker may have broken; the next batch opens a new one."""
+        if self._producer is not None:
+            with suppress(Exception):
+                self._producer.connection.close()
+        self._producer = None
+
     def heartbeat(self) -> None:
-        RelayHeartbeat.objects.update_or_create(
-            relay_id=self.relay_id, defaults={"beat_at": timezone.now(), "published_total": self.published_total}
-        )
+        """Say the relay is alive; without waiting for the WAL flush, which would stall publishing meanwhile
+        (a beat lost in a database crash is only a late beat)."""
+        alias = RelayHeartbeat.objects.db
+        with transaction.atomic(using=alias):
+            _commit_without_flush_wait(alias)
+            RelayHeartbeat.objects.update_or_create(
+                relay_id=self.relay_id, defaults={"beat_at": timezone.now(), "published_total": self.published_total}
+            )
 
     def prune(self) -> None:
-        for model in outbox_models():
+        for model in self._outboxes:
             removed = prune_published(model, older_than=self.retention)
             if removed:
                 log.info("relay: pruned %d published rows from %s", removed, model._meta.db_table)
@@ -234,10 +308,12 @@ class Relay:
                 failures += 1
                 delay = min(self.max_backoff, 0.1 * 2**failures)
                 log.warning("relay: publish failed (%r); retrying in %.1fs", exc, delay)
-                for alias in {m.objects.db for m in outbox_models()}:
+                self._drop_producer()
+                for alias in {m.objects.db for m in self._outboxes}:
                     connections[alias].close_if_unusable_or_obsolete()
                 self._stop.wait(delay)
                 next_sweep = 0.0
                 continue
             self._wake.wait(max(0.0, next_sweep - time.monotonic()))
+        self._drop_producer()
         log.info("relay %s stopped after publishing %d messages", self.relay_id, self.published_total)
