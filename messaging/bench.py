@@ -14,27 +14,32 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+import psutil
 from django.conf import settings
 from django.db import connections, transaction
+from django.db.backends.utils import CursorWrapper
 from django.test import override_settings
 from django.utils import timezone
 
 from config.celery import app as celery_app
 from messaging.models import KernelOutbox, RelayHeartbeat
-from messaging.outbox import outbox_append
 from messaging.redis import redis_client
 from messaging.relay import drain_batch, outbox_backlog, outbox_models
 from messaging.tasks import BENCH_MESSAGE_TYPE, BENCH_QUEUE, PICKUP_KEY, bench_noop
 
 DEFAULT_BENCH_REDIS_URL = "redis://127.0.0.1:6379/13"
 TICK_EVERY = 500
+TICK_APPENDS = 50
 WARMUP_MESSAGES = 50
+RUNNING_KEY = "bench:running"
+RUNNING_TTL_S = 900
 
 Tick = Callable[[int], None]
 StartPhase = Callable[[str, int], Tick]
@@ -51,6 +56,8 @@ class BenchPlan:
     latency_seconds: float = 10.0
     batch_size: int = 500
     redis_url: str = DEFAULT_BENCH_REDIS_URL
+    worker_processes: int = 1
+    worker_pool: str = "threads"
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,9 @@ class PickupLatency:
     p50_ms: float
     p99_ms: float
     max_ms: float
+    claim_p50_ms: float
+    claim_p99_ms: float
+    cpu_ms_per_message: dict[str, float]
 
 
 @dataclass(frozen=True)
@@ -85,6 +95,9 @@ class BenchReport:
             "pickup_max_ms": round(self.pickup.max_ms, 2),
             "pickup_samples": self.pickup.samples,
             "pickup_rate_per_s": round(self.pickup.achieved_rate, 1),
+            "claim_p50_ms": round(self.pickup.claim_p50_ms, 2),
+            "claim_p99_ms": round(self.pickup.claim_p99_ms, 2),
+            "cpu_ms_per_message": self.pickup.cpu_ms_per_message,
             "messages": self.messages,
             "batch_size": self.batch_size,
         }
@@ -114,6 +127,27 @@ def _switch_broker(url: str) -> None:
         celery_app._pool.force_close_all()
         celery_app._pool = None
     celery_app.amqp._producer_pool = None
+
+
+@contextmanager
+def sole_bench_run() -> Iterator[None]:
+    """Refuse to share the benchmark's Redis database with another run: each would purge the other's queue."""
+    owner = f"{socket.gethostname()}:{os.getpid()}"
+    if not redis_client().set(RUNNING_KEY, owner, nx=True, ex=RUNNING_TTL_S):
+        holder = redis_client().get(RUNNING_KEY) or b"?"
+        raise BenchRefused(f"another bench_relay ({holder.decode()}) is using this Redis database")
+    try:
+        yield
+    finally:
+        redis_client().delete(RUNNING_KEY)
+
+
+def ensure_no_consumers() -> None:
+    """Refuse while any worker listens on the benchmark's broker: it would take messages off the queue."""
+    answers = celery_app.control.ping(timeout=1.0)
+    if answers:
+        names = ", ".join(sorted(name for answer in answers for name in answer))
+        raise BenchRefused(f"stop the worker(s) already consuming from the benchmark's Redis database: {names}")
 
 
 @contextmanager
@@ -209,7 +243,10 @@ def measure_relay_throughput(count: int, batch_size: int, tick: Tick) -> float:
     elapsed = time.perf_counter() - started
     queued = redis_client().llen(BENCH_QUEUE)
     if published != count or queued != count:
-        raise RuntimeError(f"relayed {published} rows and queued {queued} messages, expected {count}")
+        raise RuntimeError(
+            f"relayed {published} rows and found {queued} messages on the queue, expected {count} "
+            "(is another consumer reading the benchmark's queue?)"
+        )
     return count / elapsed
 
 
@@ -234,10 +271,10 @@ def _spawn(args: list[str], *, env: dict[str, str], log: Path) -> subprocess.Pop
         )
 
 
-def start_bench_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    args = [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", BENCH_QUEUE, "--pool", "threads"]
-    args += ["-c", "4", "--without-mingle", "--without-gossip", "--loglevel", "WARNING"]
-    args += ["--hostname", f"bench-{os.getpid()}@%h"]
+def start_bench_worker(env: dict[str, str], log: Path, *, pool: str, index: int) -> subprocess.Popen[bytes]:
+    args = [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", BENCH_QUEUE, "--pool", pool]
+    args += ["-c", "1" if pool == "solo" else "4", "--without-mingle", "--without-gossip", "--loglevel", "WARNING"]
+    args += ["--hostname", f"bench-{os.getpid()}-{index}@%h"]
     return _spawn(args, env=env, log=log)
 
 
@@ -245,14 +282,14 @@ def start_bench_relay(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]
     return _spawn([sys.executable, "manage.py", "relay", "--poll-interval", "1.0"], env=env, log=log)
 
 
-def await_worker(worker: subprocess.Popen[bytes], log: Path, timeout: float = 30.0) -> None:
+def await_workers(workers: list[subprocess.Popen[bytes]], log: Path, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if worker.poll() is not None:
-            raise RuntimeError(f"bench worker exited:\n{log.read_text(errors='replace')[-3000:]}")
-        if celery_app.control.ping(timeout=0.5):
+        if any(worker.poll() is not None for worker in workers):
+            raise RuntimeError(f"a bench worker exited:\n{log.read_text(errors='replace')[-3000:]}")
+        if len(celery_app.control.ping(timeout=0.5)) >= len(workers):
             return
-    raise RuntimeError(f"bench worker did not answer within {timeout}s")
+    raise RuntimeError(f"bench workers did not all answer within {timeout}s")
 
 
 def relay_id_of(proc: subprocess.Popen[bytes]) -> str:
@@ -280,36 +317,56 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
-def append_one(sequence: int) -> None:
-    """One business-sized transaction: a single outbox row."""
-    with transaction.atomic(using=KernelOutbox.objects.db):
-        outbox_append(
-            model=KernelOutbox,
-            message_type=BENCH_MESSAGE_TYPE,
-            aggregate_id=f"bench-{sequence}",
-            sequence=sequence,
-            payload={},
-            correlation_id="bench",
-        )
+def append_one(sequence: int, cursor: CursorWrapper) -> float:
+    """One business-sized transaction: a single outbox row; return the wall-clock time of its commit.
+
+    A plain INSERT rather than the ORM, so that the appender, which stands in
+    for the platform's business transactions, takes little of the CPU the
+    relay and the workers are measured on. The row and its commit-time NOTIFY
+    are the same as ``outbox_append``'s.
+    """
+    alias = KernelOutbox.objects.db
+    with transaction.atomic(using=alias):
+        cursor.execute(APPEND_SQL, [uuid.uuid4(), BENCH_MESSAGE_TYPE, f"bench-{sequence}", sequence])
+    return time.time()
 
 
-def append_at_rate(count: int, rate: float, tick: Tick) -> float:
-    """Append ``count`` rows, one per transaction, at ``rate`` per second; return the rate achieved."""
+APPEND_SQL = (
+    f"INSERT INTO {KernelOutbox._meta.db_table} (id, message_type, version, aggregate_id, sequence, "
+    "correlation_id, causation_id, region, payload, headers, created_at) "
+    "VALUES (%s, %s, 1, %s, %s, 'bench', '', '', '{}', '{}', clock_timestamp())"
+)
+
+
+def append_at_rate(count: int, rate: float, tick: Tick) -> tuple[float, dict[int, float]]:
+    """Append ``count`` rows, one per transaction, at ``rate`` per second.
+
+    Returns the rate achieved and the commit time of each row by sequence.
+    """
+    committed: dict[int, float] = {}
     started = time.monotonic()
-    for sequence in range(count):
-        delay = started + sequence / rate - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        append_one(sequence)
-        tick(1)
-    return count / (time.monotonic() - started)
+    with connections[KernelOutbox.objects.db].cursor() as cursor:
+        for sequence in range(count):
+            delay = started + sequence / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            committed[sequence] = append_one(sequence, cursor)
+            if sequence % TICK_APPENDS == TICK_APPENDS - 1:
+                tick(TICK_APPENDS)
+    tick(count % TICK_APPENDS)
+    return count / (time.monotonic() - started), committed
 
 
-def await_pickups(count: int, timeout: float) -> list[float]:
+def await_pickups(count: int, timeout: float) -> dict[int, float]:
+    """When the consumer started on each message, by sequence, once ``count`` arrived or ``timeout`` passed."""
     deadline = time.monotonic() + timeout
     while redis_client().llen(PICKUP_KEY) < count and time.monotonic() < deadline:
         time.sleep(0.05)
-    return [float(v) for v in redis_client().lrange(PICKUP_KEY, 0, -1)]
+    started: dict[int, float] = {}
+    for entry in redis_client().lrange(PICKUP_KEY, 0, -1):
+        sequence, at = entry.split()
+        started.setdefault(int(sequence), float(at))
+    return started
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -319,15 +376,66 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[rank - 1]
 
 
-def sample_pickups(rate: float, seconds: float, tick: Tick) -> PickupLatency:
-    """Warm the relay and worker up, then append at ``rate`` and collect what the consumer recorded."""
+def claim_waits_ms(committed: dict[int, float]) -> list[float]:
+    """For every benchmark row the relay claimed: from its commit to the relay's claim (same host clock)."""
+    stamps = KernelOutbox.objects.filter(message_type=BENCH_MESSAGE_TYPE, published_at__isnull=False)
+    return [
+        (claimed.timestamp() - committed[sequence]) * 1000.0
+        for sequence, claimed in stamps.values_list("sequence", "published_at")
+        if sequence in committed
+    ]
+
+
+@dataclass(frozen=True)
+class CpuClock:
+    """CPU seconds so far of the appender (this process), the relay, the workers and the whole box."""
+
+    appender: float
+    relay: float
+    workers: float
+    box: float
+
+    @classmethod
+    def read(cls, relay: psutil.Process, workers: list[psutil.Process]) -> CpuClock:
+        def used(proc: psutil.Process) -> float:
+            times = proc.cpu_times()
+            return times.user + times.system
+
+        box = psutil.cpu_times()
+        return cls(
+            appender=used(psutil.Process()),
+            relay=used(relay),
+            workers=sum(used(worker) for worker in workers),
+            box=sum(box) - box.idle - getattr(box, "iowait", 0.0) - getattr(box, "steal", 0.0),
+        )
+
+    def per_message_ms(self, later: CpuClock, messages: int) -> dict[str, float]:
+        """Milliseconds of CPU per message by part; ``servers`` is the rest of the box (PostgreSQL, Redis)."""
+        parts = {
+            "appender": later.appender - self.appender,
+            "relay": later.relay - self.relay,
+            "workers": later.workers - self.workers,
+        }
+        parts["servers"] = max(0.0, later.box - self.box - sum(parts.values()))
+        parts["total"] = later.box - self.box
+        return {part: round(seconds * 1000.0 / messages, 3) for part, seconds in parts.items()}
+
+
+def sample_pickups(rate: float, seconds: float, tick: Tick, *, relay: int, workers: list[int]) -> PickupLatency:
+    """Warm the relay and worker up, then append at ``rate`` and time each message from commit to consumer."""
     append_at_rate(WARMUP_MESSAGES, rate, lambda _n: None)
     await_pickups(WARMUP_MESSAGES, timeout=10.0)
     purge_bench_queue()
+    delete_bench_rows()
     count = max(1, round(rate * seconds))
-    achieved = append_at_rate(count, rate, tick)
-    waited = await_pickups(count, timeout=10.0)
-    if not waited:
+    processes = psutil.Process(relay), [psutil.Process(pid) for pid in workers]
+    before = CpuClock.read(*processes)
+    achieved, committed = append_at_rate(count, rate, tick)
+    started = await_pickups(count, timeout=10.0)
+    cpu = before.per_message_ms(CpuClock.read(*processes), count)
+    waited = [(at - committed[sequence]) * 1000.0 for sequence, at in started.items() if sequence in committed]
+    claimed = claim_waits_ms(committed)
+    if not waited or not claimed:
         raise RuntimeError("the bench consumer recorded no pickups")
     return PickupLatency(
         sent=count,
@@ -336,24 +444,32 @@ def sample_pickups(rate: float, seconds: float, tick: Tick) -> PickupLatency:
         p50_ms=percentile(waited, 50),
         p99_ms=percentile(waited, 99),
         max_ms=max(waited),
+        claim_p50_ms=percentile(claimed, 50),
+        claim_p99_ms=percentile(claimed, 99),
+        cpu_ms_per_message=cpu,
     )
 
 
 def measure_pickup_latency(plan: BenchPlan, tick: Tick, log_dir: Path) -> PickupLatency:
     env = _subprocess_env(plan.redis_url)
     worker_log, relay_log = log_dir / "worker.log", log_dir / "relay.log"
-    worker = start_bench_worker(env, worker_log)
+    workers = [
+        start_bench_worker(env, worker_log, pool=plan.worker_pool, index=i) for i in range(plan.worker_processes)
+    ]
     relay: subprocess.Popen[bytes] | None = None
     try:
-        await_worker(worker, worker_log)
+        await_workers(workers, worker_log)
         relay = start_bench_relay(env, relay_log)
         await_relay(relay, relay_log)
-        return sample_pickups(plan.rate, plan.latency_seconds, tick)
+        return sample_pickups(
+            plan.rate, plan.latency_seconds, tick, relay=relay.pid, workers=[worker.pid for worker in workers]
+        )
     finally:
         if relay is not None:
             stop_process(relay)
             RelayHeartbeat.objects.filter(relay_id=relay_id_of(relay)).delete()
-        stop_process(worker)
+        for worker in workers:
+            stop_process(worker)
 
 
 # --- the whole run
@@ -362,7 +478,13 @@ def measure_pickup_latency(plan: BenchPlan, tick: Tick, log_dir: Path) -> Pickup
 def run_bench(plan: BenchPlan, start_phase: StartPhase) -> BenchReport:
     ensure_platform_idle()
     vacuum_outbox()
-    with bench_broker(plan.redis_url), leaves_no_keys(), tempfile.TemporaryDirectory(prefix="bench-relay-") as logs:
+    with (
+        bench_broker(plan.redis_url),
+        sole_bench_run(),
+        leaves_no_keys(),
+        tempfile.TemporaryDirectory(prefix="bench-relay-") as logs,
+    ):
+        ensure_no_consumers()
         try:
             raw = publish_noops(plan.messages, start_phase("plain Celery .delay()", plan.messages))
             purge_bench_queue()

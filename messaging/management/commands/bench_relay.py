@@ -42,6 +42,11 @@ def summary_table(report: BenchReport) -> Table:
     table.add_row("pickup p50", f"{pickup.p50_ms:.1f} ms", _verdict(pickup.p50_ms < PICKUP_P50_TARGET_MS, "< 10 ms"))
     table.add_row("pickup p99", f"{pickup.p99_ms:.1f} ms", _verdict(pickup.p99_ms < PICKUP_P99_TARGET_MS, "< 50 ms"))
     table.add_row("pickup max", f"{pickup.max_ms:.1f} ms", "")
+    table.add_row(
+        "of which row → relay claim", f"p50 {pickup.claim_p50_ms:.1f} ms, p99 {pickup.claim_p99_ms:.1f} ms", ""
+    )
+    cpu = ", ".join(f"{part} {ms:.2f}" for part, ms in pickup.cpu_ms_per_message.items())
+    table.add_row("CPU per message (ms)", cpu, "")
     return table
 
 
@@ -57,6 +62,15 @@ class Command(BaseCommand):
         parser.add_argument("--rate", type=float, default=500.0, help="Outbox rows per second for the latency run.")
         parser.add_argument("--latency-seconds", type=float, default=10.0, help="Length of the latency run.")
         parser.add_argument("--batch-size", type=int, default=settings.MESSAGING_RELAY_BATCH_SIZE)
+        parser.add_argument(
+            "--worker-processes",
+            type=int,
+            default=1,
+            help="Celery workers for the latency run (default: as `make run`).",
+        )
+        parser.add_argument(
+            "--worker-pool", default="threads", choices=("solo", "threads"), help="Their pool (default: as `make run`)."
+        )
         parser.add_argument("--redis-url", default=DEFAULT_BENCH_REDIS_URL, help="A Redis database of its own.")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -66,6 +80,8 @@ class Command(BaseCommand):
             latency_seconds=options["latency_seconds"],
             batch_size=options["batch_size"],
             redis_url=options["redis_url"],
+            worker_processes=options["worker_processes"],
+            worker_pool=options["worker_pool"],
         )
         console = Console()
         try:
