@@ -127,6 +127,9 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     },
 }
 
+# Seconds a process remembers which client a bearer token belongs to (0: look it up on every request).
+API_CLIENT_CACHE_S = float(os.environ.get("API_CLIENT_CACHE_S", "10"))
+
 # --- Messaging kernel
 MESSAGING_RELAY_BATCH_SIZE = int(os.environ.get("MESSAGING_RELAY_BATCH_SIZE", "500"))
 MESSAGING_RELAY_POLL_INTERVAL_S = float(os.environ.get("MESSAGING_RELAY_POLL_INTERVAL_S", "1.0"))

@@ -3,8 +3,8 @@ from __future__ import annotations
 from django.http import HttpRequest
 from ninja.security import HttpBearer, SessionAuth
 
+from orders.client_tokens import active_client_for_token
 from orders.models import ApiClient, ClientRole
-from orders.services.clients import token_digest
 
 
 class ClientToken(HttpBearer):
@@ -18,7 +18,8 @@ class ClientToken(HttpBearer):
     def authenticate(self, request: HttpRequest, token: str) -> ApiClient | None:
         if not token:
             return None
-        return ApiClient.objects.filter(token_sha256=token_digest(token), is_active=True, role__in=self.roles).first()
+        client = active_client_for_token(token)
+        return client if client is not None and client.role in self.roles else None
 
 
 class StaffSession(SessionAuth):

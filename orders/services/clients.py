@@ -1,13 +1,9 @@
 from __future__ import annotations
 
-import hashlib
 import secrets
 
+from orders.client_tokens import token_digest
 from orders.models import ApiClient, ClientRole
-
-
-def token_digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def api_client_create(*, name: str, role: str = ClientRole.MERCHANT) -> tuple[ApiClient, str]:
