@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.utils import timezone
 
+from messaging.api import oldest_queued_at
 from orders.contracts import COMPENSATE_ORDER, RESUME_SAGA
 from orders.db import atomic
-from orders.models import Order, OrderState
+from orders.models import Order, OrdersOutbox, OrderState
 from orders.services.interventions import NotApplicable, order_review_decline
 from orders.services.transitions import order_event
 
@@ -23,14 +24,33 @@ def orders_recover(*, stale_after: timedelta, limit: int = 500) -> list[tuple[uu
     The saga itself decides what that means: resume from the last recorded
     step, or compensate when the order's deadline has passed. Each order is
     claimed by bumping ``updated_at``, so concurrent sweeps do not both send.
+
+    An order whose message may still be on its way is left alone: one with an
+    unpublished outbox row (the relay is behind), or one that stalled before
+    the oldest message still waiting in its queue was written (the workers are
+    behind). Re-issuing those would only add work to a backlog: under load
+    that once doubled the saga messages and made new orders wait behind them.
     """
     now = timezone.now()
     stuck = list(
         Order.objects.filter(state__in=MOVING_STATES, updated_at__lt=now - stale_after).order_by("updated_at")[:limit]
     )
+    in_outbox = set(
+        OrdersOutbox.objects.filter(
+            published_at__isnull=True, aggregate_id__in=[str(order.id) for order in stuck]
+        ).values_list("aggregate_id", flat=True)
+    )
+    queued_since: dict[tuple[str, str], datetime | None] = {}
     issued = []
     for order in stuck:
         message = COMPENSATE_ORDER if order.state == S.COMPENSATING else RESUME_SAGA
+        if str(order.id) in in_outbox:
+            continue
+        key = (message, order.region)
+        if key not in queued_since:
+            queued_since[key] = oldest_queued_at(message, order.region)
+        if queued_since[key] is not None and queued_since[key] <= order.updated_at:
+            continue
         with atomic():
             claimed = Order.objects.filter(pk=order.pk, updated_at=order.updated_at).update(updated_at=now)
             if not claimed:

@@ -4,7 +4,7 @@ fulfilment, recovery and deadlines — each ending with every module agreeing.""
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -12,7 +12,8 @@ from django.contrib.auth.models import Permission
 from django.utils import timezone
 
 from inventory.services import reservation_commit, reservations_expire
-from messaging.api import BusinessError, TransientError, set_fault_profile
+from messaging.api import BusinessError, TransientError, redis_client, set_fault_profile
+from messaging.publisher import publish_to
 from messaging.relay import envelope_of
 from orders.models import Order, OrderHistory, OrdersOutbox
 from orders.saga import saga_compensate, saga_escalate, saga_run
@@ -275,6 +276,7 @@ def test_recovery_resumes_a_stalled_saga_from_its_last_step(place) -> None:  # t
     set_fault_profile("payment_gateway")
     steps_before = Order.objects.get(pk=order_id).completed_steps
     Order.objects.filter(pk=order_id).update(updated_at=timezone.now() - timedelta(minutes=5))
+    OrdersOutbox.objects.update(published_at=timezone.now())  # relayed, then lost
 
     assert orders_recover(stale_after=timedelta(minutes=1)) == [(order_id, "orders.ResumeSaga")]
     assert orders_recover(stale_after=timedelta(minutes=1)) == []  # claimed once
@@ -282,6 +284,51 @@ def test_recovery_resumes_a_stalled_saga_from_its_last_step(place) -> None:  # t
     assert steps_before == ["screen", "assess_fraud", "reserve_stock", "compute_tax"]
     assert saga_run(order_id=order_id) == "confirmed"
     assert view(order_id).captures == 1
+
+
+def test_recovery_leaves_alone_an_order_whose_message_the_relay_has_not_sent(place) -> None:  # type: ignore[no-untyped-def]
+    order_id = place()
+    Order.objects.filter(pk=order_id).update(updated_at=timezone.now() - timedelta(minutes=5))
+
+    assert OrdersOutbox.objects.filter(aggregate_id=str(order_id), published_at__isnull=True).exists()
+    assert orders_recover(stale_after=timedelta(minutes=1)) == []
+
+
+def test_recovery_waits_for_a_saga_queue_that_is_behind(place) -> None:  # type: ignore[no-untyped-def]
+    order_id = place()
+    stalled_at = timezone.now() - timedelta(minutes=5)
+    Order.objects.filter(pk=order_id).update(updated_at=stalled_at)
+    OrdersOutbox.objects.update(published_at=timezone.now())
+    queue = "saga.eu"
+    assert Order.objects.get(pk=order_id).region == "eu"
+
+    publish_to(
+        task_name="orders.resume_saga", queue=queue, envelope=waiting_envelope(stalled_at - timedelta(seconds=1))
+    )
+    assert orders_recover(stale_after=timedelta(minutes=1)) == []  # its message may be behind that one
+
+    redis_client().delete(queue)
+    publish_to(
+        task_name="orders.resume_saga", queue=queue, envelope=waiting_envelope(stalled_at + timedelta(seconds=1))
+    )
+    assert orders_recover(stale_after=timedelta(minutes=1)) == [(order_id, "orders.ResumeSaga")]  # it was lost
+
+
+def waiting_envelope(created_at: datetime) -> dict:
+    return {
+        "message_id": str(uuid.uuid4()),
+        "message_type": "orders.ResumeSaga",
+        "version": 1,
+        "source": "orders",
+        "aggregate_id": str(uuid.uuid4()),
+        "sequence": 1,
+        "correlation_id": "another order",
+        "causation_id": "",
+        "region": "eu",
+        "created_at": created_at.isoformat(),
+        "payload": {},
+        "headers": {},
+    }
 
 
 def test_a_saga_past_its_deadline_compensates_instead_of_resuming(place) -> None:  # type: ignore[no-untyped-def]
