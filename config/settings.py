@@ -130,6 +130,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
 # Seconds a process remembers which client a bearer token belongs to (0: look it up on every request).
 API_CLIENT_CACHE_S = float(os.environ.get("API_CLIENT_CACHE_S", "10"))
 
+# Admission control (orders/admission.py): shed new orders of a region whose saga is this many seconds
+# behind, and low-priority reads earlier; the lag is read at most every ADMISSION_CHECK_EVERY_S.
+ADMISSION_ORDER_LAG_S = float(os.environ.get("ADMISSION_ORDER_LAG_S", "10"))
+ADMISSION_READ_LAG_S = float(os.environ.get("ADMISSION_READ_LAG_S", "3"))
+ADMISSION_CHECK_EVERY_S = float(os.environ.get("ADMISSION_CHECK_EVERY_S", "0.5"))
+
 # --- Messaging kernel
 MESSAGING_RELAY_BATCH_SIZE = int(os.environ.get("MESSAGING_RELAY_BATCH_SIZE", "500"))
 MESSAGING_RELAY_POLL_INTERVAL_S = float(os.environ.get("MESSAGING_RELAY_POLL_INTERVAL_S", "1.0"))

@@ -18,6 +18,7 @@ SAGA_STEP_SECONDS = Histogram(
     ["step"],
     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+REQUESTS_SHED = Counter("api_requests_shed_total", "Requests refused with 503 by admission control", ["route"])
 SAGA_OUTCOMES = Counter("saga_outcomes_total", "Sagas ending, by final state and reason", ["outcome", "reason"])
 
 log = logging.getLogger("orders.metrics")

@@ -7,6 +7,7 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from messaging.api import BusinessError
+from orders.admission import Overloaded
 from orders.http import fulfilment
 from orders.http.auth import ClientToken
 from orders.http.routes import router, stock_router
@@ -43,6 +44,13 @@ def _error(request: HttpRequest, status: int, code: str, detail: object) -> Http
 @api.exception_handler(BusinessError)
 def business_error(request: HttpRequest, exc: BusinessError) -> HttpResponse:
     return _error(request, exc.http_status, exc.code, exc.detail)
+
+
+@api.exception_handler(Overloaded)
+def overloaded(request: HttpRequest, exc: Overloaded) -> HttpResponse:
+    response = _error(request, 503, "overloaded", exc.detail)
+    response["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 @api.exception_handler(ValidationError)

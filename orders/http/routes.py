@@ -13,6 +13,7 @@ from ninja.errors import HttpError
 
 from inventory.api import get_stock_level
 from inventory.contracts import UnknownSku
+from orders.admission import admit_order, admit_read
 from orders.http.presenters import order_body
 from orders.http.schemas import ErrorOut, HistoryOut, OrderAccepted, OrderIn, OrderOut, StockOut
 from orders.models import RESTING_STATES
@@ -44,9 +45,18 @@ def _await_outcome(order_id: uuid.UUID, seconds: float) -> bool:
 
 @router.post(
     "",
-    response={200: OrderOut, 202: OrderAccepted, 400: ErrorOut, 401: ErrorOut, 409: ErrorOut, 422: ErrorOut},
+    response={
+        200: OrderOut,
+        202: OrderAccepted,
+        400: ErrorOut,
+        401: ErrorOut,
+        409: ErrorOut,
+        422: ErrorOut,
+        503: ErrorOut,
+    },
     summary="Place an order",
-    description="Requires `Idempotency-Key`. Send `Prefer: wait=N` (N ≤ 10 s) to wait for the outcome.",
+    description="Requires `Idempotency-Key`. Send `Prefer: wait=N` (N ≤ 10 s) to wait for the outcome. "
+    "503 with `Retry-After` while orders of the region are too far behind: nothing was stored, send it again later.",
 )
 def place_order(
     request: HttpRequest,
@@ -59,6 +69,7 @@ def place_order(
         raise HttpError(400, "the Idempotency-Key header is required")
     if len(idempotency_key) > 255:
         raise HttpError(400, "the Idempotency-Key header is longer than 255 characters")
+    admit_order(payload.region)
     client = request.auth
     placement = order_place(
         client_id=client.id,
@@ -129,8 +140,14 @@ def cancel_order(
     return Status(202, {"id": str(order_id), "state": outcome.state, "url": f"/api/v1/orders/{order_id}"})
 
 
-@stock_router.get("/{sku}", response={200: StockOut, 401: ErrorOut, 404: ErrorOut}, summary="Stock of one SKU")
+@stock_router.get(
+    "/{sku}",
+    response={200: StockOut, 401: ErrorOut, 404: ErrorOut, 503: ErrorOut},
+    summary="Stock of one SKU",
+    description="Paused (503 with `Retry-After`) while orders are behind, to leave the capacity to them.",
+)
 def get_stock(request: HttpRequest, sku: str):  # type: ignore[no-untyped-def]
+    admit_read("get_stock")
     try:
         level = get_stock_level(sku=sku)
     except UnknownSku as exc:

@@ -1,0 +1,99 @@
+"""Admission control: refuse work with 503 before a backlog tips the platform over (DESIGN.md §5).
+
+The pressure signal is the saga's lag in a region: how long the oldest
+``StartSaga`` still waiting in that region's queue has waited, or the oldest
+unpublished orders outbox row when the relay is the one behind. New orders of
+a region are refused while its lag exceeds ``ADMISSION_ORDER_LAG_S``: an order
+accepted into a longer queue could not finish in time, and accepting it would
+only make the queue longer. Low-priority reads (stock levels) are refused
+earlier, at ``ADMISSION_READ_LAG_S`` in any region, to leave the web tier to
+orders. Reading an order, cancelling one and carrier events are never shed.
+Each process reads the lag at most every ``ADMISSION_CHECK_EVERY_S``.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.utils import timezone
+
+from messaging.api import oldest_queued_at
+from orders.contracts import START_SAGA
+from orders.metrics import REQUESTS_SHED
+from orders.models import OrdersOutbox
+
+MAX_RETRY_AFTER_S = 60
+
+
+class Overloaded(Exception):
+    """The platform is behind: come back after ``retry_after`` seconds."""
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Lag:
+    by_region: dict[str, float]
+    read_at: float
+
+
+_lock = threading.Lock()
+_last: Lag | None = None
+
+
+def saga_lag_s() -> dict[str, float]:
+    """Seconds the saga is behind in each region (0 when nothing waits)."""
+    global _last
+    now = time.monotonic()
+    last = _last
+    if last is not None and now - last.read_at < settings.ADMISSION_CHECK_EVERY_S:
+        return last.by_region
+    with _lock:
+        if _last is not None and now - _last.read_at < settings.ADMISSION_CHECK_EVERY_S:
+            return _last.by_region
+        _last = Lag(by_region=_measure_lag(), read_at=now)
+        return _last.by_region
+
+
+def _measure_lag() -> dict[str, float]:
+    wall = timezone.now()
+    unpublished = OrdersOutbox.objects.filter(published_at__isnull=True).order_by("created_at")
+    oldest_unpublished = unpublished.values_list("created_at", flat=True).first()
+    relay_lag = (wall - oldest_unpublished).total_seconds() if oldest_unpublished is not None else 0.0
+    lag = {}
+    for region in settings.REGIONS:
+        oldest = oldest_queued_at(START_SAGA, region)
+        queue_lag = (wall - oldest).total_seconds() if oldest is not None else 0.0
+        lag[region] = max(queue_lag, relay_lag)
+    return lag
+
+
+def forget_lag() -> None:
+    global _last
+    with _lock:
+        _last = None
+
+
+def admit_order(region: str) -> None:
+    lag = saga_lag_s().get(region, 0.0)
+    if lag > settings.ADMISSION_ORDER_LAG_S:
+        REQUESTS_SHED.labels(route="place_order").inc()
+        raise Overloaded(f"orders in {region} are {lag:.0f}s behind; try again later", _retry_after(lag))
+
+
+def admit_read(route: str) -> None:
+    lag = max(saga_lag_s().values(), default=0.0)
+    if lag > settings.ADMISSION_READ_LAG_S:
+        REQUESTS_SHED.labels(route=route).inc()
+        raise Overloaded(f"the platform is {lag:.0f}s behind; reads of this kind are paused", _retry_after(lag))
+
+
+def _retry_after(lag: float) -> int:
+    return max(1, min(MAX_RETRY_AFTER_S, math.ceil(lag)))

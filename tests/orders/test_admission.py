@@ -1,0 +1,105 @@
+"""Admission control: new orders and low-priority reads get 503 + Retry-After while the saga is behind."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from django.test import override_settings
+from django.utils import timezone
+
+from messaging.publisher import publish_to
+from orders.admission import forget_lag, saga_lag_s
+from orders.contracts import START_SAGA
+from orders.models import OrdersOutbox
+from tests.conftest import ApiCaller, order_body, table_counts
+
+
+@pytest.fixture(autouse=True)
+def _thresholds() -> Iterator[None]:
+    forget_lag()
+    with override_settings(ADMISSION_ORDER_LAG_S=10.0, ADMISSION_READ_LAG_S=3.0, ADMISSION_CHECK_EVERY_S=0.0):
+        yield
+    forget_lag()
+
+
+def start_saga_waiting(region: str, *, waited_s: float) -> None:
+    """A StartSaga of another order, still in the region's saga queue after ``waited_s``."""
+    created = timezone.now() - timedelta(seconds=waited_s)
+    envelope = {
+        "message_id": str(uuid.uuid4()),
+        "message_type": START_SAGA,
+        "version": 1,
+        "source": "orders",
+        "aggregate_id": str(uuid.uuid4()),
+        "sequence": 1,
+        "correlation_id": "earlier order",
+        "causation_id": "",
+        "region": region,
+        "created_at": created.isoformat(),
+        "payload": {},
+        "headers": {},
+    }
+    publish_to(task_name="orders.start_saga", queue=f"saga.{region}", envelope=envelope)
+
+
+def test_orders_of_a_region_far_behind_are_refused_with_retry_after(api_caller: ApiCaller, stock) -> None:  # type: ignore[no-untyped-def]
+    stock("SKU-A", 10)
+    start_saga_waiting("eu", waited_s=25)
+    before = table_counts()
+
+    refused = api_caller.place(order_body("SKU-A", 1, region="eu"))
+
+    assert refused.status_code == 503
+    assert refused.json()["error"]["code"] == "overloaded"
+    assert 25 <= int(refused["Retry-After"]) <= 27
+    assert table_counts() == before
+    assert api_caller.place(order_body("SKU-A", 1, region="us")).status_code == 202
+
+
+def test_orders_are_accepted_while_the_lag_is_within_bounds(api_caller: ApiCaller, stock) -> None:  # type: ignore[no-untyped-def]
+    stock("SKU-A", 10)
+    start_saga_waiting("eu", waited_s=4)
+
+    assert api_caller.place(order_body("SKU-A", 1, region="eu")).status_code == 202
+    assert saga_lag_s()["eu"] == pytest.approx(4, abs=1)
+
+
+def test_a_relay_behind_holds_back_orders_of_every_region(api_caller: ApiCaller, stock) -> None:  # type: ignore[no-untyped-def]
+    stock("SKU-A", 10)
+    assert api_caller.place(order_body("SKU-A", 1, region="apac")).status_code == 202
+    OrdersOutbox.objects.update(created_at=timezone.now() - timedelta(seconds=30))
+    forget_lag()
+
+    for region in ("eu", "us", "apac"):
+        assert api_caller.place(order_body("SKU-A", 1, region=region)).status_code == 503
+
+
+def test_stock_reads_pause_earlier_than_orders(api_caller: ApiCaller, stock) -> None:  # type: ignore[no-untyped-def]
+    stock("SKU-A", 10)
+    start_saga_waiting("us", waited_s=5)
+
+    read = api_caller.get("/api/v1/inventory/SKU-A")
+    assert read.status_code == 503
+    assert read["Retry-After"] in {"5", "6"}
+    assert api_caller.place(order_body("SKU-A", 1, region="us")).status_code == 202
+
+
+def test_an_order_can_still_be_read_when_the_platform_is_behind(api_caller: ApiCaller, stock) -> None:  # type: ignore[no-untyped-def]
+    stock("SKU-A", 10)
+    placed = api_caller.place(order_body("SKU-A", 1, region="eu"))
+    start_saga_waiting("eu", waited_s=60)
+
+    assert api_caller.get(f"/api/v1/orders/{placed.json()['id']}").status_code == 200
+
+
+def test_each_process_reads_the_lag_at_most_every_interval(api_caller: ApiCaller, stock) -> None:  # type: ignore[no-untyped-def]
+    stock("SKU-A", 10)
+    with override_settings(ADMISSION_CHECK_EVERY_S=60.0):
+        assert api_caller.place(order_body("SKU-A", 1, region="eu")).status_code == 202
+        start_saga_waiting("eu", waited_s=25)
+        assert api_caller.place(order_body("SKU-A", 1, region="eu")).status_code == 202  # not read yet
+        forget_lag()
+        assert api_caller.place(order_body("SKU-A", 1, region="eu")).status_code == 503
