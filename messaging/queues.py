@@ -4,24 +4,35 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 from datetime import datetime
+
+import redis
 
 from messaging.redis import redis_client
 from messaging.subscriptions import load_all_consumers, subscribers
+
+log = logging.getLogger("messaging.queues")
 
 
 def oldest_queued_at(message_type: str, region: str = "") -> datetime | None:
     """When the oldest message still waiting for a consumer of ``message_type`` (in ``region``) was written.
 
-    ``None`` when those queues are empty. kombu pushes on the left and
-    consumers pop on the right, so the tail of each queue is its oldest
-    message. A message this function cannot read counts as absent.
+    ``None`` when those queues are empty, and when the broker cannot be
+    reached (nothing is known to wait: callers go on as if the queues were
+    empty). kombu pushes on the left and consumers pop on the right, so the
+    tail of each queue is its oldest message. A message this function cannot
+    read counts as absent.
     """
     if not subscribers(message_type):
         load_all_consumers()
     oldest: datetime | None = None
     for queue in {sub.queue_for(region) for sub in subscribers(message_type)}:
-        raw = redis_client().lindex(queue, -1)
+        try:
+            raw = redis_client().lindex(queue, -1)
+        except redis.RedisError as exc:
+            log.warning("cannot read queue %s (%s); treating it as empty", queue, exc)
+            return None
         created = _created_at(raw) if raw is not None else None
         if created is not None and (oldest is None or created < oldest):
             oldest = created

@@ -1,11 +1,12 @@
 """Admission control: refuse work with 503 before a backlog tips the platform over (DESIGN.md §5).
 
 The pressure signal is the saga's lag in a region: how long the oldest
-``StartSaga`` still waiting in that region's queue has waited, or the oldest
-unpublished orders outbox row when the relay is the one behind. New orders of
+``StartSaga`` still waiting in that region's queue has waited. New orders of
 a region are refused while its lag exceeds ``ADMISSION_ORDER_LAG_S``: an order
 accepted into a longer queue could not finish in time, and accepting it would
-only make the queue longer. Low-priority reads (stock levels) are refused
+only make the queue longer. A relay that is behind does not count: that means
+the broker is down, and the outbox is there to keep accepting orders then; a
+broker that cannot be read counts as no lag, for the same reason. Low-priority reads (stock levels) are refused
 earlier, at ``ADMISSION_READ_LAG_S`` in any region, to leave the web tier to
 orders. Reading an order, cancelling one and carrier events are never shed.
 Each process reads the lag at most every ``ADMISSION_CHECK_EVERY_S``.
@@ -24,7 +25,6 @@ from django.utils import timezone
 from messaging.api import oldest_queued_at
 from orders.contracts import START_SAGA
 from orders.metrics import REQUESTS_SHED
-from orders.models import OrdersOutbox
 
 MAX_RETRY_AFTER_S = 60
 
@@ -64,14 +64,10 @@ def saga_lag_s() -> dict[str, float]:
 
 def _measure_lag() -> dict[str, float]:
     wall = timezone.now()
-    unpublished = OrdersOutbox.objects.filter(published_at__isnull=True).order_by("created_at")
-    oldest_unpublished = unpublished.values_list("created_at", flat=True).first()
-    relay_lag = (wall - oldest_unpublished).total_seconds() if oldest_unpublished is not None else 0.0
     lag = {}
     for region in settings.REGIONS:
         oldest = oldest_queued_at(START_SAGA, region)
-        queue_lag = (wall - oldest).total_seconds() if oldest is not None else 0.0
-        lag[region] = max(queue_lag, relay_lag)
+        lag[region] = max(0.0, (wall - oldest).total_seconds()) if oldest is not None else 0.0
     return lag
 
 

@@ -76,7 +76,8 @@ def resume_sagas(order_ids: set[uuid.UUID]) -> dict[uuid.UUID, RepairOutcome]:
     issued = dict(orders_recover(stale_after=stale_after, limit=len(order_ids) + 500))
     waiting = RepairOutcome(
         DiscrepancyStatus.OPEN,
-        f"not re-issued: the saga moved in the last {settings.SAGA_STALE_AFTER_S}s; its next run compensates",
+        f"not re-issued: the saga moved in the last {settings.SAGA_STALE_AFTER_S}s, or its message is still "
+        "on its way (unpublished, or queued behind older ones); its next run compensates",
     )
     return {
         order_id: RepairOutcome(DiscrepancyStatus.REPAIRED, f"saga re-issued ({issued[order_id]})")

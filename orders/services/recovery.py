@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from django.utils import timezone
 
 from messaging.api import oldest_queued_at
-from orders.contracts import COMPENSATE_ORDER, RESUME_SAGA
+from orders.contracts import COMPENSATE_ORDER, RESUME_SAGA, START_SAGA
 from orders.db import atomic
 from orders.models import Order, OrdersOutbox, OrderState
 from orders.services.interventions import NotApplicable, order_review_decline
@@ -16,6 +16,7 @@ from orders.services.transitions import order_event
 
 S = OrderState
 MOVING_STATES = (S.PENDING, S.RESERVING, S.RESERVED, S.CONFIRMING, S.COMPENSATING)
+SAGA_MESSAGES = (START_SAGA, RESUME_SAGA, COMPENSATE_ORDER)
 
 
 def orders_recover(*, stale_after: timedelta, limit: int = 500) -> list[tuple[uuid.UUID, str]]:
@@ -26,7 +27,7 @@ def orders_recover(*, stale_after: timedelta, limit: int = 500) -> list[tuple[uu
     claimed by bumping ``updated_at``, so concurrent sweeps do not both send.
 
     An order whose message may still be on its way is left alone: one with an
-    unpublished outbox row (the relay is behind), or one that stalled before
+    unpublished saga message in the outbox (the relay is behind), or one that stalled before
     the oldest message still waiting in its queue was written (the workers are
     behind). Re-issuing those would only add work to a backlog: under load
     that once doubled the saga messages and made new orders wait behind them.
@@ -37,7 +38,9 @@ def orders_recover(*, stale_after: timedelta, limit: int = 500) -> list[tuple[uu
     )
     in_outbox = set(
         OrdersOutbox.objects.filter(
-            published_at__isnull=True, aggregate_id__in=[str(order.id) for order in stuck]
+            published_at__isnull=True,
+            message_type__in=SAGA_MESSAGES,
+            aggregate_id__in=[str(order.id) for order in stuck],
         ).values_list("aggregate_id", flat=True)
     )
     queued_since: dict[tuple[str, str], datetime | None] = {}

@@ -73,8 +73,9 @@ def staff(db: None):  # type: ignore[no-untyped-def]
 
 
 def paused_in_reservation(place) -> uuid.UUID:  # type: ignore[no-untyped-def]
-    """An order whose saga holds stock and waits for an unavailable gateway."""
+    """An order whose saga holds stock and waits for an unavailable gateway (its StartSaga was relayed)."""
     order_id = place()
+    OrdersOutbox.objects.filter(aggregate_id=str(order_id)).update(published_at=timezone.now())
     set_fault_profile("payment_gateway", timeout_rate=1.0)
     with pytest.raises(TransientError):
         saga_run(order_id=order_id)
