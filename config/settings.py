@@ -47,6 +47,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "messaging.middleware.RequestContextMiddleware",
+    "orders.http.admission_gate.AdmissionGate",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -135,6 +136,8 @@ API_CLIENT_CACHE_S = float(os.environ.get("API_CLIENT_CACHE_S", "10"))
 ADMISSION_ORDER_LAG_S = float(os.environ.get("ADMISSION_ORDER_LAG_S", "10"))
 ADMISSION_READ_LAG_S = float(os.environ.get("ADMISSION_READ_LAG_S", "3"))
 ADMISSION_CHECK_EVERY_S = float(os.environ.get("ADMISSION_CHECK_EVERY_S", "0.5"))
+# Sagas per second one region's workers finish: turns a queue's length into seconds of wait.
+ADMISSION_SAGA_RATE_PER_S = float(os.environ.get("ADMISSION_SAGA_RATE_PER_S", "10"))
 
 # --- Messaging kernel
 MESSAGING_RELAY_BATCH_SIZE = int(os.environ.get("MESSAGING_RELAY_BATCH_SIZE", "500"))

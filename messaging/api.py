@@ -16,7 +16,7 @@ from messaging.faults import crash_point
 from messaging.metrics_view import register_scrape_collector
 from messaging.models import InboxMessage, KernelOutbox, OutboxMessage
 from messaging.outbox import notify_trigger_sql, outbox_append
-from messaging.queues import oldest_queued_at
+from messaging.queues import oldest_queued_at, queued_count
 from messaging.redis import redis_client
 from messaging.relay import Relay, drain_batch, outbox_backlog, outbox_models
 from messaging.subscriptions import load_all_consumers
@@ -54,6 +54,7 @@ __all__ = [
     "outbox_append",
     "outbox_backlog",
     "outbox_models",
+    "queued_count",
     "redis_client",
     "register_scrape_collector",
     "set_fault_profile",

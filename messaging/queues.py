@@ -49,3 +49,15 @@ def _created_at(raw: bytes) -> datetime | None:
         return datetime.fromisoformat(args[0]["created_at"])
     except (ValueError, KeyError, IndexError, TypeError):
         return None
+
+
+def queued_count(message_type: str, region: str = "") -> int:
+    """How many messages wait for the consumers of ``message_type`` (in ``region``); 0 when the broker cannot be
+    reached."""
+    if not subscribers(message_type):
+        load_all_consumers()
+    try:
+        return sum(redis_client().llen(queue) for queue in {sub.queue_for(region) for sub in subscribers(message_type)})
+    except redis.RedisError as exc:
+        log.warning("cannot read the queues of %s (%s); treating them as empty", message_type, exc)
+        return 0

@@ -1,7 +1,11 @@
 """Admission control: refuse work with 503 before a backlog tips the platform over (DESIGN.md §5).
 
-The pressure signal is the saga's lag in a region: how long the oldest
-``StartSaga`` still waiting in that region's queue has waited. New orders of
+The pressure signal is the saga's lag in a region, in seconds: how long the
+oldest ``StartSaga`` still waiting in that region's queue has waited, or, if
+longer, how long the queue would take to drain at ``ADMISSION_SAGA_RATE_PER_S``
+(the age alone reacts too late when orders arrive much faster than they are
+served: by the time the oldest has waited 10 s, minutes of work may be queued
+behind it). New orders of
 a region are refused while its lag exceeds ``ADMISSION_ORDER_LAG_S``: an order
 accepted into a longer queue could not finish in time, and accepting it would
 only make the queue longer. A relay that is behind does not count: that means
@@ -10,6 +14,12 @@ broker that cannot be read counts as no lag, for the same reason. Low-priority r
 earlier, at ``ADMISSION_READ_LAG_S`` in any region, to leave the web tier to
 orders. Reading an order, cancelling one and carrier events are never shed.
 Each process reads the lag at most every ``ADMISSION_CHECK_EVERY_S``.
+
+A refusal must cost far less than an acceptance, or shedding only moves the
+overload to the web tier (measured: a 503 given after authentication and body
+validation cost about as much CPU as a 202). ``AdmissionGate`` therefore
+refuses before anything else runs when every region is behind; the views
+refine per region once the body is read.
 """
 
 from __future__ import annotations
@@ -22,7 +32,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.utils import timezone
 
-from messaging.api import oldest_queued_at
+from messaging.api import oldest_queued_at, queued_count
 from orders.contracts import START_SAGA
 from orders.metrics import REQUESTS_SHED
 
@@ -67,7 +77,9 @@ def _measure_lag() -> dict[str, float]:
     lag = {}
     for region in settings.REGIONS:
         oldest = oldest_queued_at(START_SAGA, region)
-        lag[region] = max(0.0, (wall - oldest).total_seconds()) if oldest is not None else 0.0
+        waited = max(0.0, (wall - oldest).total_seconds()) if oldest is not None else 0.0
+        to_drain = queued_count(START_SAGA, region) / settings.ADMISSION_SAGA_RATE_PER_S
+        lag[region] = max(waited, to_drain)
     return lag
 
 
@@ -75,6 +87,14 @@ def forget_lag() -> None:
     global _last
     with _lock:
         _last = None
+
+
+def admit_orders_somewhere() -> None:
+    """Refuse at once when every region is too far behind (the request's region need not be read)."""
+    lag = min(saga_lag_s().values(), default=0.0)
+    if lag > settings.ADMISSION_ORDER_LAG_S:
+        REQUESTS_SHED.labels(route="place_order").inc()
+        raise Overloaded(f"orders are {lag:.0f}s behind in every region; try again later", _retry_after(lag))
 
 
 def admit_order(region: str) -> None:

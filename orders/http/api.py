@@ -9,6 +9,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from messaging.api import BusinessError
 from orders.admission import Overloaded
 from orders.http import fulfilment
+from orders.http.admission_gate import overloaded_response
 from orders.http.auth import ClientToken
 from orders.http.routes import router, stock_router
 
@@ -48,9 +49,7 @@ def business_error(request: HttpRequest, exc: BusinessError) -> HttpResponse:
 
 @api.exception_handler(Overloaded)
 def overloaded(request: HttpRequest, exc: Overloaded) -> HttpResponse:
-    response = _error(request, 503, "overloaded", exc.detail)
-    response["Retry-After"] = str(exc.retry_after)
-    return response
+    return overloaded_response(exc)
 
 
 @api.exception_handler(ValidationError)

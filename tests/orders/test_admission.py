@@ -114,3 +114,30 @@ def test_each_process_reads_the_lag_at_most_every_interval(api_caller: ApiCaller
         assert api_caller.place(order_body("SKU-A", 1, region="eu")).status_code == 202  # not read yet
         forget_lag()
         assert api_caller.place(order_body("SKU-A", 1, region="eu")).status_code == 503
+
+
+def test_when_every_region_is_behind_orders_are_refused_before_anything_is_read(api_caller: ApiCaller) -> None:
+    for region in ("eu", "us", "apac"):
+        start_saga_waiting(region, waited_s=30)
+
+    unauthenticated = api_caller.client.post(
+        "/api/v1/orders", "{not json", content_type="application/json", HTTP_AUTHORIZATION="Bearer wrong"
+    )
+
+    assert unauthenticated.status_code == 503  # not 401 or 400: the gate answered first, cheaply
+    assert unauthenticated.json()["error"]["code"] == "overloaded"
+    assert 30 <= int(unauthenticated["Retry-After"]) <= 32
+
+
+@override_settings(ADMISSION_SAGA_RATE_PER_S=10.0)
+def test_a_long_queue_of_fresh_orders_counts_as_behind(api_caller: ApiCaller, stock) -> None:  # type: ignore[no-untyped-def]
+    stock("SKU-A", 10)
+    for _ in range(120):  # 12 s of work at 10 sagas/s, none of it old yet
+        start_saga_waiting("us", waited_s=0)
+
+    refused = api_caller.place(order_body("SKU-A", 1, region="us"))
+
+    assert refused.status_code == 503
+    assert refused["Retry-After"] == "12"
+    assert saga_lag_s()["us"] == pytest.approx(12.0)
+    assert api_caller.place(order_body("SKU-A", 1, region="eu")).status_code == 202

@@ -1,0 +1,33 @@
+"""Middleware that sheds requests before authentication and parsing, when that decision needs neither."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from orders.admission import Overloaded, admit_orders_somewhere, admit_read
+
+ORDERS_PATH = "/api/v1/orders"
+STOCK_PREFIX = "/api/v1/inventory/"
+
+
+def overloaded_response(exc: Overloaded) -> HttpResponse:
+    response = JsonResponse({"error": {"code": "overloaded", "detail": exc.detail}}, status=503)
+    response["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+class AdmissionGate:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        try:
+            if request.method == "POST" and request.path.rstrip("/") == ORDERS_PATH:
+                admit_orders_somewhere()
+            elif request.method == "GET" and request.path.startswith(STOCK_PREFIX):
+                admit_read("get_stock")
+        except Overloaded as exc:
+            return overloaded_response(exc)
+        return self.get_response(request)
