@@ -1,12 +1,17 @@
-"""Middleware that sheds requests before authentication and parsing, when that decision needs neither."""
+"""Middleware that sheds requests before authentication and validation.
+
+For a new order it reads only the body's ``region`` (a body it cannot read
+goes on to the view, which answers 400 or 422 as usual).
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from orders.admission import Overloaded, admit_orders_somewhere, admit_read
+from orders.admission import Overloaded, admit_order, admit_orders_somewhere, admit_read
 
 ORDERS_PATH = "/api/v1/orders"
 STOCK_PREFIX = "/api/v1/inventory/"
@@ -25,9 +30,21 @@ class AdmissionGate:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         try:
             if request.method == "POST" and request.path.rstrip("/") == ORDERS_PATH:
-                admit_orders_somewhere()
+                region = _region_of(request)
+                if region is None:
+                    admit_orders_somewhere()
+                else:
+                    admit_order(region)
             elif request.method == "GET" and request.path.startswith(STOCK_PREFIX):
                 admit_read("get_stock")
         except Overloaded as exc:
             return overloaded_response(exc)
         return self.get_response(request)
+
+
+def _region_of(request: HttpRequest) -> str | None:
+    try:
+        region = json.loads(request.body).get("region")
+    except (ValueError, AttributeError):
+        return None
+    return region if isinstance(region, str) else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -141,3 +142,18 @@ def test_a_long_queue_of_fresh_orders_counts_as_behind(api_caller: ApiCaller, st
     assert refused["Retry-After"] == "12"
     assert saga_lag_s()["us"] == pytest.approx(12.0)
     assert api_caller.place(order_body("SKU-A", 1, region="eu")).status_code == 202
+
+
+def test_an_order_of_a_region_behind_is_refused_before_authentication(api_caller: ApiCaller) -> None:
+    start_saga_waiting("eu", waited_s=30)
+    body = json.dumps({"region": "eu", "lines": "not even valid"})
+
+    refused = api_caller.client.post("/api/v1/orders", body, content_type="application/json")
+
+    assert refused.status_code == 503
+    assert (
+        api_caller.client.post(
+            "/api/v1/orders", json.dumps({"region": "us"}), content_type="application/json"
+        ).status_code
+        == 401
+    )  # us is not behind: on to authentication
