@@ -112,6 +112,8 @@ CELERY_TASK_QUEUES = [
     Queue("events"),
     Queue("batch"),
 ]
+# The relay benchmark's plain-Celery reference task has a queue of its own.
+CELERY_TASK_ROUTES = {"messaging.bench_noop": {"queue": "bench"}}
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "expire-reservations": {"task": "inventory.expire_reservations", "schedule": 30.0, "options": {"queue": "batch"}},
     "settle-eventual-sales": {
