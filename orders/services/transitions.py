@@ -85,15 +85,15 @@ def order_transition(
     return order
 
 
-def order_record_step(order: Order, *, step: str, fields: dict[str, Any] | None = None) -> Order:
-    """Remember that saga ``step`` is done (and what it produced): one UPDATE,
+def order_record_step(order: Order, *, steps: Sequence[str], fields: dict[str, Any] | None = None) -> Order:
+    """Remember that saga ``steps`` are done (and what they produced): one UPDATE,
     refused if the order moved meanwhile (a cancel, another worker)."""
-    changes = {**(fields or {}), "completed_steps": [*order.completed_steps, step]}
+    changes = {**(fields or {}), "completed_steps": [*order.completed_steps, *steps]}
     updated = Order.objects.filter(pk=order.pk, state=order.state, version=order.version).update(
         **changes, version=order.version + 1, updated_at=timezone.now()
     )
     if not updated:
-        raise ConcurrentTransition(f"order {order.id} moved while step {step} ran")
+        raise ConcurrentTransition(f"order {order.id} moved while steps {', '.join(steps)} ran")
     for name, value in changes.items():
         setattr(order, name, value)
     order.version += 1

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from unittest.mock import patch
 
 import pytest
 
 from messaging.api import TransientError, set_fault_profile
+from orders import saga
 from orders.models import Order, OrderHistory, OrdersOutbox
 from orders.saga import saga_run
+from orders.services import transitions
 from tests.agreement import stock_of, view
 from tests.conftest import ApiCaller, order_body
 
@@ -169,3 +172,25 @@ def test_gateway_outage_pauses_the_saga_then_it_completes(place) -> None:  # typ
     set_fault_profile("payment_gateway")
     assert saga_run(order_id=order_id) == "confirmed"
     assert view(order_id).captures == 1
+
+
+def test_deferred_steps_are_recorded_with_the_next_one(place) -> None:  # type: ignore[no-untyped-def]
+    order_id = place()
+    recorded: list[list[str]] = []
+    real = transitions.order_record_step
+
+    def spy(order, *, steps, fields=None):  # type: ignore[no-untyped-def]
+        recorded.append(list(steps))
+        return real(order, steps=steps, fields=fields)
+
+    with patch.object(saga, "order_record_step", spy):
+        assert saga.saga_run(order_id=order_id) == "confirmed"
+
+    assert recorded == [
+        ["screen", "assess_fraud"],
+        ["reserve_stock"],
+        ["compute_tax", "authorize_payment"],
+        ["commit_stock", "capture_payment"],
+        ["create_shipment"],
+    ]
+    assert Order.objects.get(pk=order_id).tax_minor > 0  # the deferred step's output was kept
