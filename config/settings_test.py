@@ -13,7 +13,7 @@ MESSAGING_RETRY_MAX_S = 0.5
 MESSAGING_MAX_RETRIES = 3
 FAKE_THIRD_PARTIES = {name: {**profile, "latency_ms": 0.0} for name, profile in FAKE_THIRD_PARTIES.items()}
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.probe"]  # noqa: F405
-# Orders placed by unit tests stay in the outbox (no relay runs): admission control
-# would see them age. Its own tests set small thresholds.
+# Tests leave messages in the saga queues of their Redis database (no worker drains
+# them): admission control must not refuse their orders. Its own tests set small thresholds.
 ADMISSION_ORDER_LAG_S = 3600.0
 ADMISSION_READ_LAG_S = 3600.0

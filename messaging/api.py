@@ -16,7 +16,7 @@ from messaging.faults import crash_point
 from messaging.metrics_view import register_scrape_collector
 from messaging.models import InboxMessage, KernelOutbox, OutboxMessage
 from messaging.outbox import notify_trigger_sql, outbox_append
-from messaging.queues import oldest_queued_at, queued_count
+from messaging.queues import QueueWait, queue_wait
 from messaging.redis import redis_client
 from messaging.relay import Relay, drain_batch, outbox_backlog, outbox_models
 from messaging.subscriptions import load_all_consumers
@@ -32,6 +32,7 @@ __all__ = [
     "InboxMessage",
     "KernelOutbox",
     "OutboxMessage",
+    "QueueWait",
     "Relay",
     "TransientError",
     "apply_once",
@@ -50,11 +51,10 @@ __all__ = [
     "fault_profile",
     "load_all_consumers",
     "notify_trigger_sql",
-    "oldest_queued_at",
     "outbox_append",
     "outbox_backlog",
     "outbox_models",
-    "queued_count",
+    "queue_wait",
     "redis_client",
     "register_scrape_collector",
     "set_fault_profile",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 
 import redis
@@ -15,28 +16,37 @@ from messaging.subscriptions import load_all_consumers, subscribers
 log = logging.getLogger("messaging.queues")
 
 
-def oldest_queued_at(message_type: str, region: str = "") -> datetime | None:
-    """When the oldest message still waiting for a consumer of ``message_type`` (in ``region``) was written.
+@dataclass(frozen=True)
+class QueueWait:
+    """Messages waiting for the consumers of one message type, and when the oldest of them was written."""
 
-    ``None`` when those queues are empty, and when the broker cannot be
-    reached (nothing is known to wait: callers go on as if the queues were
-    empty). kombu pushes on the left and consumers pop on the right, so the
-    tail of each queue is its oldest message. A message this function cannot
-    read counts as absent.
+    depth: int = 0
+    oldest_at: datetime | None = None
+
+
+def queue_wait(message_type: str, region: str = "") -> QueueWait:
+    """What waits for the consumers of ``message_type`` (in ``region``), read in one round trip.
+
+    kombu pushes on the left and consumers pop on the right, so the tail of
+    each queue is its oldest message; one this function cannot read counts as
+    absent. A broker that cannot be reached counts as empty queues: nothing is
+    known to wait, and callers go on as they would then.
     """
     if not subscribers(message_type):
         load_all_consumers()
-    oldest: datetime | None = None
-    for queue in {sub.queue_for(region) for sub in subscribers(message_type)}:
-        try:
-            raw = redis_client().lindex(queue, -1)
-        except redis.RedisError as exc:
-            log.warning("cannot read queue %s (%s); treating it as empty", queue, exc)
-            return None
-        created = _created_at(raw) if raw is not None else None
-        if created is not None and (oldest is None or created < oldest):
-            oldest = created
-    return oldest
+    queues = sorted({sub.queue_for(region) for sub in subscribers(message_type)})
+    try:
+        with redis_client().pipeline(transaction=False) as pipe:
+            for queue in queues:
+                pipe.llen(queue)
+                pipe.lindex(queue, -1)
+            replies = pipe.execute()
+    except redis.RedisError as exc:
+        log.warning("cannot read the queues of %s (%s); treating them as empty", message_type, exc)
+        return QueueWait()
+    depths, tails = replies[0::2], replies[1::2]
+    created = [at for at in (_created_at(raw) for raw in tails if raw is not None) if at is not None]
+    return QueueWait(depth=sum(depths), oldest_at=min(created, default=None))
 
 
 def _created_at(raw: bytes) -> datetime | None:
@@ -49,15 +59,3 @@ def _created_at(raw: bytes) -> datetime | None:
         return datetime.fromisoformat(args[0]["created_at"])
     except (ValueError, KeyError, IndexError, TypeError):
         return None
-
-
-def queued_count(message_type: str, region: str = "") -> int:
-    """How many messages wait for the consumers of ``message_type`` (in ``region``); 0 when the broker cannot be
-    reached."""
-    if not subscribers(message_type):
-        load_all_consumers()
-    try:
-        return sum(redis_client().llen(queue) for queue in {sub.queue_for(region) for sub in subscribers(message_type)})
-    except redis.RedisError as exc:
-        log.warning("cannot read the queues of %s (%s); treating them as empty", message_type, exc)
-        return 0

@@ -5,21 +5,21 @@ oldest ``StartSaga`` still waiting in that region's queue has waited, or, if
 longer, how long the queue would take to drain at ``ADMISSION_SAGA_RATE_PER_S``
 (the age alone reacts too late when orders arrive much faster than they are
 served: by the time the oldest has waited 10 s, minutes of work may be queued
-behind it). New orders of
-a region are refused while its lag exceeds ``ADMISSION_ORDER_LAG_S``: an order
-accepted into a longer queue could not finish in time, and accepting it would
-only make the queue longer. A relay that is behind does not count: that means
-the broker is down, and the outbox is there to keep accepting orders then; a
-broker that cannot be read counts as no lag, for the same reason. Low-priority reads (stock levels) are refused
+behind it). New orders of a region are refused while its lag exceeds
+``ADMISSION_ORDER_LAG_S``: an order accepted into a longer queue could not
+finish in time, and accepting it would only make the queue longer. A relay
+that is behind does not count: that means the broker is down, and the outbox
+is there to keep accepting orders then; a broker that cannot be read counts as
+no lag, for the same reason. Low-priority reads (stock levels) are refused
 earlier, at ``ADMISSION_READ_LAG_S`` in any region, to leave the web tier to
 orders. Reading an order, cancelling one and carrier events are never shed.
 Each process reads the lag at most every ``ADMISSION_CHECK_EVERY_S``.
 
 A refusal must cost far less than an acceptance, or shedding only moves the
 overload to the web tier (measured: a 503 given after authentication and body
-validation cost about as much CPU as a 202). ``AdmissionGate`` therefore
-refuses before anything else runs when every region is behind; the views
-refine per region once the body is read.
+validation cost about as much CPU as a 202). ``AdmissionGate``
+(orders/http/admission_gate.py) therefore decides before anything else runs,
+from the body's ``region`` alone.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.utils import timezone
 
-from messaging.api import oldest_queued_at, queued_count
+from messaging.api import queue_wait
 from orders.contracts import START_SAGA
 from orders.metrics import REQUESTS_SHED
 
@@ -76,9 +76,10 @@ def _measure_lag() -> dict[str, float]:
     wall = timezone.now()
     lag = {}
     for region in settings.REGIONS:
-        oldest = oldest_queued_at(START_SAGA, region)
+        waiting = queue_wait(START_SAGA, region)
+        oldest = waiting.oldest_at
         waited = max(0.0, (wall - oldest).total_seconds()) if oldest is not None else 0.0
-        to_drain = queued_count(START_SAGA, region) / settings.ADMISSION_SAGA_RATE_PER_S
+        to_drain = waiting.depth / settings.ADMISSION_SAGA_RATE_PER_S
         lag[region] = max(waited, to_drain)
     return lag
 

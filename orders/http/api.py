@@ -7,9 +7,7 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from messaging.api import BusinessError
-from orders.admission import Overloaded
 from orders.http import fulfilment
-from orders.http.admission_gate import overloaded_response
 from orders.http.auth import ClientToken
 from orders.http.routes import router, stock_router
 
@@ -45,11 +43,6 @@ def _error(request: HttpRequest, status: int, code: str, detail: object) -> Http
 @api.exception_handler(BusinessError)
 def business_error(request: HttpRequest, exc: BusinessError) -> HttpResponse:
     return _error(request, exc.http_status, exc.code, exc.detail)
-
-
-@api.exception_handler(Overloaded)
-def overloaded(request: HttpRequest, exc: Overloaded) -> HttpResponse:
-    return overloaded_response(exc)
 
 
 @api.exception_handler(ValidationError)

@@ -13,7 +13,6 @@ from ninja.errors import HttpError
 
 from inventory.api import get_stock_level
 from inventory.contracts import UnknownSku
-from orders.admission import admit_order
 from orders.http.presenters import order_body
 from orders.http.schemas import ErrorOut, HistoryOut, OrderAccepted, OrderIn, OrderOut, StockOut
 from orders.models import RESTING_STATES
@@ -69,7 +68,6 @@ def place_order(
         raise HttpError(400, "the Idempotency-Key header is required")
     if len(idempotency_key) > 255:
         raise HttpError(400, "the Idempotency-Key header is longer than 255 characters")
-    admit_order(payload.region)
     client = request.auth
     placement = order_place(
         client_id=client.id,

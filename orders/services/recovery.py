@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from django.utils import timezone
 
-from messaging.api import oldest_queued_at
+from messaging.api import queue_wait
 from orders.contracts import COMPENSATE_ORDER, RESUME_SAGA, START_SAGA
 from orders.db import atomic
 from orders.models import Order, OrdersOutbox, OrderState
@@ -51,7 +51,7 @@ def orders_recover(*, stale_after: timedelta, limit: int = 500) -> list[tuple[uu
             continue
         key = (message, order.region)
         if key not in queued_since:
-            queued_since[key] = oldest_queued_at(message, order.region)
+            queued_since[key] = queue_wait(message, order.region).oldest_at
         if queued_since[key] is not None and queued_since[key] <= order.updated_at:
             continue
         with atomic():
