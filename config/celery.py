@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 
 from celery import Celery
+from celery.signals import worker_process_init, worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 from django.conf import settings
+
+from config.heap import freeze_startup_heap
 
 app = Celery("order_platform")
 # A snapshot of the CELERY_* settings, not the live Django settings object:
@@ -24,3 +27,11 @@ app.config_from_object(
 # `make bench`. Reuse them (broken ones are closed by the consumer wrapper).
 app.conf.CELERY_DB_REUSE_MAX = 1000
 app.autodiscover_tasks()
+
+
+@worker_ready.connect
+@worker_process_init.connect
+def _settle_heap(**_: object) -> None:
+    """Start-up is done (threads and solo pools run tasks in this process; prefork children get the second
+    signal): keep the start-up heap out of later garbage collections (config/heap.py)."""
+    freeze_startup_heap()

@@ -6,6 +6,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from config.heap import freeze_startup_heap
 from messaging.api import Relay
 
 
@@ -28,4 +29,5 @@ class Command(BaseCommand):
             self.stdout.write(f"published {relay.drain_all()} messages")
             return
         relay.install_signal_handlers()
+        freeze_startup_heap()
         relay.run()
