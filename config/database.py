@@ -51,6 +51,7 @@ def database_settings(env: Mapping[str, str] = os.environ) -> dict[str, dict]:
     base_url = env.get("DATABASE_URL")
     base = _from_url(base_url) if base_url else _from_pg_env(env)
     conn_max_age = int(env.get("DB_CONN_MAX_AGE", "300"))
+    options = statement_options(env)
     # Lets two test runs share one PostgreSQL server without sharing databases.
     test_suffix = env.get("TEST_DB_SUFFIX", "")
     databases: dict[str, dict] = {}
@@ -63,9 +64,23 @@ def database_settings(env: Mapping[str, str] = os.environ) -> dict[str, dict]:
             "SCHEMA": "public" if alias == "default" else alias,
             "CONN_MAX_AGE": conn_max_age,
             "CONN_HEALTH_CHECKS": True,
-            "OPTIONS": {},
+            "OPTIONS": dict(options),
             # Each alias gets its own test database so that every alias is
             # migrated on its own, exactly as in production.
             "TEST": {"NAME": f"test_{target['NAME']}_{alias}{test_suffix}"},
         }
     return databases
+
+
+def statement_options(env: Mapping[str, str] = os.environ) -> dict[str, object]:
+    """How statements travel: parameters bound by the server, and statements run often prepared once per
+    connection, so PostgreSQL stops parsing and planning the saga's few dozen statements for every order.
+
+    ``DB_PREPARE_THRESHOLD``: executions of one statement on a connection before it is prepared; ``off``
+    when a transaction-mode pooler (PgBouncer without ``max_prepared_statements``) sits in between.
+    ``DB_SERVER_SIDE_BINDING=0`` goes back to binding on the client (and no prepared statements).
+    """
+    if env.get("DB_SERVER_SIDE_BINDING", "1") == "0":
+        return {}
+    threshold = env.get("DB_PREPARE_THRESHOLD", "2")
+    return {"server_side_binding": True, "prepare_threshold": None if threshold == "off" else int(threshold)}
