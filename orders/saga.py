@@ -166,7 +166,10 @@ def _driving(order_id: uuid.UUID) -> Iterator[None]:
             cursor.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 11))", [key])
 
 
-def _run_steps(order: Order, steps: tuple[Step, ...]) -> Order:
+def _run_steps(order: Order, steps: tuple[Step, ...]) -> tuple[Order, dict]:
+    """Run the steps not done yet. Returns the order and the fields that record the last steps, for the
+    transition that follows to save: one write instead of two, and no wider a window than before (a
+    run that stops between the last effect and the transition repeats that step, idempotent by order)."""
     done: list[str] = []  # run, not yet recorded
     produced: dict = {}
     for step in steps:
@@ -185,15 +188,15 @@ def _run_steps(order: Order, steps: tuple[Step, ...]) -> Order:
             produced.update(fields)
             for name, value in fields.items():
                 setattr(order, name, value)  # later steps see what this one produced
-            if not step.deferred:
+            if not step.deferred and step is not steps[-1]:
                 order = order_record_step(order, steps=done, fields=produced)
                 done, produced = [], {}
             elapsed = time.perf_counter() - started
             SAGA_STEP_SECONDS.labels(step=step.name).observe(elapsed)
             log.info("saga step %s done in %.1f ms", step.name, elapsed * 1000)
-    if done:
-        order = order_record_step(order, steps=done, fields=produced)
-    return order
+    if not done:
+        return order, {}
+    return order, {**produced, "completed_steps": [*order.completed_steps, *done]}
 
 
 def _finished(order: Order, *, started_in: str) -> str:
@@ -301,15 +304,17 @@ def _drive(order: Order, correlation_id: str) -> Order:
         if order.state == S.PENDING:
             order = order_transition(order, transition="start_reserving", correlation_id=correlation_id)
         if order.state == S.RESERVING:
-            order = _run_steps(order, RESERVATION)
+            order, record = _run_steps(order, RESERVATION)
             order = order_transition(
-                order, transition=("mark_reserved", "start_confirming"), correlation_id=correlation_id
+                order, transition=("mark_reserved", "start_confirming"), correlation_id=correlation_id, fields=record
             )
         if order.state == S.RESERVED:
             order = order_transition(order, transition="start_confirming", correlation_id=correlation_id)
         if order.state == S.CONFIRMING:
-            order = _run_steps(order, CONFIRMATION)
-            order = order_transition(order, transition="confirm", correlation_id=correlation_id, event=ORDER_CONFIRMED)
+            order, record = _run_steps(order, CONFIRMATION)
+            order = order_transition(
+                order, transition="confirm", correlation_id=correlation_id, event=ORDER_CONFIRMED, fields=record
+            )
     except HeldForReview as held:
         return order_transition(
             order, transition="hold_for_review", reason=f"fraud review: {held}", correlation_id=correlation_id

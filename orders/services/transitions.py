@@ -53,11 +53,14 @@ def order_transition(
     fields: dict[str, Any] | None = None,
 ) -> Order:
     """Apply one transition, or several in a row, to ``order`` and persist them
-    with their history in one transaction. Raises ConcurrentTransition when
+    with ``fields`` and their history in one transaction. Raises ConcurrentTransition when
     another worker moved the order first (re-read it and decide again)."""
     names = (transition,) if isinstance(transition, str) else tuple(transition)
     moves: list[tuple[str, str]] = []
     with atomic():
+        # Set first: a transition's conditions may look at them (the saga's last steps, recorded here).
+        for field, value in (fields or {}).items():
+            setattr(order, field, value)
         for name in names:
             method = getattr(order, name)
             if not can_proceed(method):
@@ -65,8 +68,6 @@ def order_transition(
             from_state = order.state
             method()
             moves.append((from_state, order.state))
-        for field, value in (fields or {}).items():
-            setattr(order, field, value)
         order.version += 1
         order.save(update_fields=["state", "version", "updated_at", *(fields or {})])
         OrderHistory.objects.bulk_create(

@@ -176,21 +176,39 @@ def test_gateway_outage_pauses_the_saga_then_it_completes(place) -> None:  # typ
 
 def test_deferred_steps_are_recorded_with_the_next_one(place) -> None:  # type: ignore[no-untyped-def]
     order_id = place()
-    recorded: list[list[str]] = []
-    real = transitions.order_record_step
+    recorded: list[tuple[str, list[str]]] = []
+    record_step, transition = transitions.order_record_step, transitions.order_transition
 
-    def spy(order, *, steps, fields=None):  # type: ignore[no-untyped-def]
-        recorded.append(list(steps))
-        return real(order, steps=steps, fields=fields)
+    def spy_record(order, *, steps, fields=None):  # type: ignore[no-untyped-def]
+        recorded.append(("record", list(steps)))
+        return record_step(order, steps=steps, fields=fields)
 
-    with patch.object(saga, "order_record_step", spy):
+    def spy_transition(order, **kwargs):  # type: ignore[no-untyped-def]
+        before = list(order.completed_steps)
+        after = transition(order, **kwargs)
+        recorded.append((f"transition {kwargs['transition']}", after.completed_steps[len(before) :]))
+        return after
+
+    with patch.object(saga, "order_record_step", spy_record), patch.object(saga, "order_transition", spy_transition):
         assert saga.saga_run(order_id=order_id) == "confirmed"
 
+    # A phase's last steps are recorded by the transition that ends the phase.
     assert recorded == [
-        ["screen", "assess_fraud"],
-        ["reserve_stock"],
-        ["compute_tax", "authorize_payment"],
-        ["commit_stock", "capture_payment"],
-        ["create_shipment"],
+        ("transition start_reserving", []),
+        ("record", ["screen", "assess_fraud"]),
+        ("record", ["reserve_stock"]),
+        ("transition ('mark_reserved', 'start_confirming')", ["compute_tax", "authorize_payment"]),
+        ("record", ["commit_stock", "capture_payment"]),
+        ("transition confirm", ["create_shipment"]),
+    ]
+    assert Order.objects.get(pk=order_id).completed_steps == [
+        "screen",
+        "assess_fraud",
+        "reserve_stock",
+        "compute_tax",
+        "authorize_payment",
+        "commit_stock",
+        "capture_payment",
+        "create_shipment",
     ]
     assert Order.objects.get(pk=order_id).tax_minor > 0  # the deferred step's output was kept
