@@ -9,10 +9,7 @@ from shipping.contracts import ShipmentInfo
 
 
 def create_shipment(*, order_id: uuid.UUID, region: str, country: str) -> ShipmentInfo:
-    services.shipment_create(order_id=order_id, region=region, country=country)
-    info = selectors.shipment_of(order_id=order_id)
-    assert info is not None
-    return info
+    return selectors.shipment_info(services.shipment_create(order_id=order_id, region=region, country=country))
 
 
 def cancel_shipment(*, order_id: uuid.UUID) -> None:
@@ -24,10 +21,7 @@ def get_shipment(*, order_id: uuid.UUID) -> ShipmentInfo | None:
 
 
 def record_fulfilment_event(*, shipment_id: uuid.UUID, event: str) -> ShipmentInfo:
-    shipment = services.shipment_record_event(shipment_id=shipment_id, event=event)
-    info = selectors.shipment_of(order_id=shipment.order_id)
-    assert info is not None
-    return info
+    return selectors.shipment_info(services.shipment_record_event(shipment_id=shipment_id, event=event))
 
 
 def get_shipments(*, order_ids: list[uuid.UUID]) -> dict[uuid.UUID, ShipmentInfo]:

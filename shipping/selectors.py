@@ -7,10 +7,7 @@ from shipping.contracts import ShipmentInfo
 from shipping.models import Shipment
 
 
-def shipment_of(*, order_id: uuid.UUID) -> ShipmentInfo | None:
-    s = Shipment.objects.filter(order_id=order_id).first()
-    if s is None:
-        return None
+def shipment_info(s: Shipment) -> ShipmentInfo:
     return ShipmentInfo(
         shipment_id=str(s.id),
         order_id=str(s.order_id),
@@ -20,15 +17,11 @@ def shipment_of(*, order_id: uuid.UUID) -> ShipmentInfo | None:
     )
 
 
+def shipment_of(*, order_id: uuid.UUID) -> ShipmentInfo | None:
+    s = Shipment.objects.filter(order_id=order_id).first()
+    return None if s is None else shipment_info(s)
+
+
 def shipments_by_order(*, order_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, ShipmentInfo]:
     """order id → its shipment (orders without one are left out), in one query."""
-    return {
-        s.order_id: ShipmentInfo(
-            shipment_id=str(s.id),
-            order_id=str(s.order_id),
-            status=s.status,
-            carrier=s.carrier,
-            tracking_number=s.tracking_number,
-        )
-        for s in Shipment.objects.filter(order_id__in=list(order_ids))
-    }
+    return {s.order_id: shipment_info(s) for s in Shipment.objects.filter(order_id__in=list(order_ids))}
