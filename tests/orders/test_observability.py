@@ -70,17 +70,26 @@ def test_request_id_is_returned_and_becomes_the_orders_correlation_id(confirmed_
     assert uuid.UUID(generated)
 
 
-def test_saga_log_lines_carry_correlation_order_and_step(confirmed_order: uuid.UUID) -> None:
+def saga_log(order_id: uuid.UUID, *, level: int) -> list[dict]:
+    """The JSON log lines of one saga run with ``orders.saga`` at ``level``."""
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(structured_formatter())
+    saga_logger = logging.getLogger("orders.saga")
+    previous = saga_logger.level
+    saga_logger.setLevel(level)
     logging.getLogger().addHandler(handler)
     try:
-        saga_run(order_id=confirmed_order, correlation_id="req-42")
+        saga_run(order_id=order_id, correlation_id="req-42")
     finally:
         logging.getLogger().removeHandler(handler)
+        saga_logger.setLevel(previous)
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
 
-    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+
+def test_saga_log_lines_carry_correlation_order_and_step(confirmed_order: uuid.UUID) -> None:
+    lines = saga_log(confirmed_order, level=logging.DEBUG)
+
     steps = [line for line in lines if line["event"].startswith("saga step")]
     assert [line["saga_step"] for line in steps] == [
         "screen",
@@ -93,4 +102,17 @@ def test_saga_log_lines_carry_correlation_order_and_step(confirmed_order: uuid.U
         "create_shipment",
     ]
     assert {line["order_id"] for line in steps} == {str(confirmed_order)}
+    assert {line["correlation_id"] for line in steps} == {"req-42"}
     assert any(line["event"] == "saga rests in confirmed" for line in lines)
+
+
+def test_at_info_the_saga_logs_its_outcome_and_only_slow_steps(
+    confirmed_order: uuid.UUID, api_caller: ApiCaller, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lines = saga_log(confirmed_order, level=logging.INFO)
+    assert [line["event"] for line in lines if line["logger"] == "orders.saga"] == ["saga rests in confirmed"]
+
+    monkeypatch.setattr("orders.saga.SLOW_STEP_S", 0.0)  # every step counts as slow
+    response = api_caller.place(order_body("SKU-1", 1, customer="cust-slow"))
+    lines = saga_log(uuid.UUID(response.json()["id"]), level=logging.INFO)
+    assert len([line for line in lines if line["event"].startswith("saga step")]) == 8
