@@ -27,6 +27,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from compliance.api import assess_tax, screen_order
@@ -64,9 +65,10 @@ class SagaBusy(TransientError):
 
 @dataclass(frozen=True)
 class Step:
-    """``deferred``: recorded on the order together with the next step instead of on its own. For steps
-    that are cheap to run again and call no third party: a run that stops before the record repeats them,
-    which their idempotency by order makes harmless, and each one saves a transaction per order."""
+    """``deferred``: recorded on the order together with the next step instead of on its own (at once
+    when a later step pauses the saga or holds it for review, so the order shows what is done). For
+    steps that are cheap to run again and call no third party: a run that stops before the record repeats
+    them, which their idempotency by order makes harmless, and each one saves a write per order."""
 
     name: str
     run: Callable[[Order], dict]
@@ -133,7 +135,7 @@ def _ship(order: Order) -> dict:
 RESERVATION = (
     Step("screen", _screen, deferred=True),
     Step("assess_fraud", _assess_fraud),
-    Step("reserve_stock", _reserve, undo=lambda o: release_stock(order_id=o.id)),
+    Step("reserve_stock", _reserve, undo=lambda o: release_stock(order_id=o.id), deferred=True),
     Step("compute_tax", _tax, deferred=True),
     Step("authorize_payment", _authorize, undo=lambda o: void_payment(order_id=o.id)),
 )
@@ -151,17 +153,16 @@ UNDO_ORDER = tuple(reversed([*RESERVATION, *CONFIRMATION]))
 
 
 @contextmanager
-def _driving(order_id: uuid.UUID) -> Iterator[None]:
-    """One driver per order across all workers (a session advisory lock, freed
-    by PostgreSQL if the worker dies)."""
+def _driving(order_id: uuid.UUID) -> Iterator[Order]:
+    """One driver per order across all workers (a session advisory lock, freed by PostgreSQL if the
+    worker dies). Yields the order, read by the statement that takes the lock."""
     key = f"saga:{order_id}"
-    with connections[ALIAS].cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 11))", [key])
-        (acquired,) = cursor.fetchone()
-    if not acquired:
+    locked = Order.objects.annotate(driver_lock=RawSQL("pg_try_advisory_lock(hashtextextended(%s, 11))", [key]))
+    order = locked.get(pk=order_id)
+    if not order.driver_lock:
         raise SagaBusy(f"order {order_id} is being driven by another worker")
     try:
-        yield
+        yield order
     finally:
         with connections[ALIAS].cursor() as cursor:
             cursor.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 11))", [key])
@@ -180,8 +181,8 @@ def _run_steps(order: Order, steps: tuple[Step, ...]) -> tuple[Order, dict]:
         with bound(saga_step=step.name), span(f"saga {step.name}", order_id=str(order.id)):
             try:
                 fields = step.run(order)
-            except HeldForReview:
-                if done:  # the hold keeps what was done before it
+            except (HeldForReview, TransientError):
+                if done:  # a hold or a pause keeps, and shows, what was done before it
                     order = order_record_step(order, steps=done, fields=produced)
                 raise
             crash_point(f"saga.after_step:{step.name}")
@@ -276,8 +277,7 @@ def _start_compensating(order: Order, *, reason: str, correlation_id: str) -> Or
 
 def saga_compensate(*, order_id: uuid.UUID, correlation_id: str = "") -> str:
     """Finish an order's compensation (from the compensation queue)."""
-    with bound(order_id=str(order_id), correlation_id=correlation_id or str(order_id)), _driving(order_id):
-        order = Order.objects.get(pk=order_id)
+    with bound(order_id=str(order_id), correlation_id=correlation_id or str(order_id)), _driving(order_id) as order:
         if order.state != S.COMPENSATING:
             return order.state
         done = _compensate(order, correlation_id=correlation_id or str(order.id), retrying=True)
@@ -286,8 +286,7 @@ def saga_compensate(*, order_id: uuid.UUID, correlation_id: str = "") -> str:
 
 def saga_escalate(*, order_id: uuid.UUID, reason: str, correlation_id: str = "") -> str:
     """Compensation gave up: a person must look at the order."""
-    with _driving(order_id):
-        order = Order.objects.get(pk=order_id)
+    with _driving(order_id) as order:
         if order.state != S.COMPENSATING:
             return order.state
         return _escalate(order, reason=reason, correlation_id=correlation_id or str(order.id)).state
@@ -295,8 +294,7 @@ def saga_escalate(*, order_id: uuid.UUID, reason: str, correlation_id: str = "")
 
 def saga_run(*, order_id: uuid.UUID, correlation_id: str = "") -> str:
     """Drive the order as far as it can go; return the state it rests in."""
-    with bound(order_id=str(order_id), correlation_id=correlation_id or str(order_id)), _driving(order_id):
-        order = Order.objects.get(pk=order_id)
+    with bound(order_id=str(order_id), correlation_id=correlation_id or str(order_id)), _driving(order_id) as order:
         started_in = order.state
         if order.state in RESTING_STATES:
             return order.state

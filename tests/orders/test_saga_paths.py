@@ -196,8 +196,7 @@ def test_deferred_steps_are_recorded_with_the_next_one(place) -> None:  # type: 
     assert recorded == [
         ("transition start_reserving", []),
         ("record", ["screen", "assess_fraud"]),
-        ("record", ["reserve_stock"]),
-        ("transition ('mark_reserved', 'start_confirming')", ["compute_tax", "authorize_payment"]),
+        ("transition ('mark_reserved', 'start_confirming')", ["reserve_stock", "compute_tax", "authorize_payment"]),
         ("record", ["commit_stock", "capture_payment"]),
         ("transition confirm", ["create_shipment"]),
     ]
