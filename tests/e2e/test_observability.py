@@ -50,6 +50,5 @@ def test_web_relay_and_worker_log_lines_share_the_correlation_id(
     worker = tagged(json_lines(platform.logs("worker")))
     assert {line["event"] for line in web} >= {f"order {order_id} accepted", "POST /api/v1/orders 202"}
     assert any(line["event"] == "published orders.StartSaga" and line["aggregate_id"] == order_id for line in relay)
-    steps = [line for line in worker if line.get("saga_step") and line.get("order_id") == order_id]
-    assert [line["saga_step"] for line in steps][-1] == "create_shipment"
-    assert any(line["event"] == "saga rests in confirmed" for line in worker)
+    # At INFO the saga logs its outcome (and only slow steps): that line carries the order and the request.
+    assert any(line["event"] == "saga rests in confirmed" and line.get("order_id") == order_id for line in worker)
