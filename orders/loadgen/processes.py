@@ -79,7 +79,6 @@ class Platform:
         t = self.topology
         web = [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{self.port}"]
         web += ["--workers", str(t.web_workers), "--threads", str(t.web_threads), "--worker-class", "gthread"]
-        web += ["--access-logfile", "-"]
         saga = ["worker", "--loglevel", "INFO", "--concurrency", str(t.saga_concurrency), "--pool", t.saga_pool]
         saga += ["--queues", SAGA_QUEUES, "--prefetch-multiplier", "1"]
         batch = ["worker", "--loglevel", "INFO", "--concurrency", "1", "--pool", "solo", "--queues", BATCH_QUEUE]

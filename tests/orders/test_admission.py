@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -59,6 +60,19 @@ def test_orders_of_a_region_far_behind_are_refused_with_retry_after(api_caller: 
     assert 25 <= int(refused["Retry-After"]) <= 27
     assert table_counts() == before
     assert api_caller.place(order_body("SKU-A", 1, region="us")).status_code == 202
+
+
+def test_a_refusal_is_logged_once_at_info_not_as_a_server_error(
+    api_caller: ApiCaller, stock, caplog: pytest.LogCaptureFixture
+) -> None:  # type: ignore[no-untyped-def]
+    stock("SKU-A", 10)
+    start_saga_waiting("eu", waited_s=25)
+
+    with caplog.at_level(logging.INFO):
+        assert api_caller.place(order_body("SKU-A", 1, region="eu")).status_code == 503
+
+    assert [(r.name, r.levelno) for r in caplog.records] == [("http", logging.INFO)]
+    assert caplog.records[0].getMessage() == "POST /api/v1/orders 503"
 
 
 def test_orders_are_accepted_while_the_lag_is_within_bounds(api_caller: ApiCaller, stock) -> None:  # type: ignore[no-untyped-def]
