@@ -62,6 +62,12 @@ def load_table(report: LoadReport, title: str) -> Table:
             f"sent {phase.sent} at {phase.sent_per_s:.1f}/s · accepted {phase.accepted_per_s:.1f}/s · "
             f"finished {phase.finished_per_s:.1f}/s · " + latency_text(phase.latency),
         )
+    if report.phases:
+        recovered = report.recovered_after_s
+        table.add_row(
+            f"phase {report.phases[-1].name}: p99 ≤ 2 s",
+            "not within the phase" if recovered is None else f"from {recovered:g} s into it (5-s windows)",
+        )
     return table
 
 

@@ -36,6 +36,39 @@ class Latency:
         return cls(count=len(seconds), p50_ms=ms(50), p95_ms=ms(95), p99_ms=ms(99), max_ms=ms(100))
 
 
+RECOVERY_TARGET_S = 2.0
+RECOVERY_WINDOW_S = 5.0
+
+
+def recovered_after_s(
+    records: list[OrderRecord],
+    *,
+    since: float,
+    target_s: float = RECOVERY_TARGET_S,
+    window_s: float = RECOVERY_WINDOW_S,
+) -> float | None:
+    """Seconds after ``since`` from which the p99 POST → final of the orders sent in every ``window_s``
+    window stays within ``target_s``; None when even the last window is over it.
+
+    An order never accepted (refused on every attempt) or never finished counts as over the target:
+    for its client the platform did not recover.
+    """
+    windows: dict[int, list[float]] = {}
+    for record in records:
+        if record.sent_at < since:
+            continue
+        latency = record.latency if record.finished else None
+        windows.setdefault(int((record.sent_at - since) // window_s), []).append(
+            math.inf if latency is None else latency
+        )
+    recovered: int | None = None
+    for index in sorted(windows, reverse=True):
+        if percentile(windows[index], 99) > target_s:
+            break
+        recovered = index
+    return None if recovered is None else recovered * window_s
+
+
 @dataclass(frozen=True)
 class PhaseFigures:
     name: str
@@ -72,6 +105,8 @@ class LoadReport:
     generator_cpu_s: float
     generator_wall_s: float
     phases: list[PhaseFigures] = field(default_factory=list)
+    # With phases: seconds into the last phase until p99 POST → final is back within 2 s for good.
+    recovered_after_s: float | None = None
 
     @property
     def generator_cpu_share(self) -> float:
@@ -141,4 +176,12 @@ def build_report(result: LoadResult) -> LoadReport:
         phases=[_phase_figures(name, [r for r in records if r.phase == name]) for name in phase_names]
         if len(phase_names) > 1
         else [],
+        recovered_after_s=_recovery(records, phase_names),
     )
+
+
+def _recovery(records: list[OrderRecord], phase_names: list[str]) -> float | None:
+    if len(phase_names) < 2:
+        return None
+    last = [r for r in records if r.phase == phase_names[-1]]
+    return recovered_after_s(last, since=min(r.sent_at for r in last))

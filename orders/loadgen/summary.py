@@ -14,9 +14,11 @@ from rich.table import Table
 from orders.loadgen.bench import BenchResult, Measured
 from orders.loadgen.costs import cpu_text, database_text, other_cpu_text, other_load_share, per_order_ms
 from orders.loadgen.render import counts_text, latency_text
+from orders.loadgen.report import RECOVERY_TARGET_S, RECOVERY_WINDOW_S, LoadReport
 from orders.loadgen.resources import APP_KINDS
 
 SHOWN_PROBLEMS = 20
+SPIKE_RECOVERY_TARGET_S = 30.0
 
 
 def machine() -> str:
@@ -58,6 +60,7 @@ def figures(result: BenchResult) -> dict[str, Any]:
         "p99_ms": sustained.latency.p99_ms,
         "max_ms": sustained.latency.max_ms,
         "spike_p99_ms": spike.latency.p99_ms,
+        "spike_recovered_after_s": spike.recovered_after_s,
         **_spike_peak(m.spike),
         "reference_tasks_per_s": round(m.reference.tasks_per_s, 1),
         "ratio": round(orders_per_s / m.reference.tasks_per_s, 4) if m.reference.tasks_per_s else 0.0,
@@ -111,6 +114,7 @@ def summary_table(result: BenchResult) -> Table:
         table.add_row(
             f"spike phase {phase.name}", f"{phase.finished_per_s:.1f}/s finished · " + latency_text(phase.latency)
         )
+    table.add_row("after the spike", _recovery_text(m.spike.report))
     table.add_row("CPU per order", cpu_text(m.sustained.cpu, m.sustained.report.finished))
     table.add_row("other CPU", other_cpu_text(m.sustained.cpu))
     table.add_row("PostgreSQL per order", database_text(m.sustained.database, m.sustained.report.finished))
@@ -121,6 +125,17 @@ def summary_table(result: BenchResult) -> Table:
     table.add_row("lost · stuck · unfinished", f"{result.lost} · {result.stuck} · {f['unfinished']}")
     table.add_row("consistency", _consistency_text(result))
     return table
+
+
+def _recovery_text(report: LoadReport) -> str:
+    rule = f"p99 POST → final ≤ {RECOVERY_TARGET_S:g} s in every {RECOVERY_WINDOW_S:g}-s window of orders sent"
+    if report.recovered_after_s is None:
+        return f"[red]not back within the phase[/red] ({rule}; refused orders count as over)"
+    verdict = "green" if report.recovered_after_s <= SPIKE_RECOVERY_TARGET_S else "red"
+    return (
+        f"[{verdict}]back {report.recovered_after_s:g} s after the spike[/{verdict}] "
+        f"(target ≤ {SPIKE_RECOVERY_TARGET_S:g} s; {rule}; refused orders count as over)"
+    )
 
 
 def _errors(result: BenchResult) -> dict[str, int]:
