@@ -135,8 +135,10 @@ API_CLIENT_CACHE_S = float(os.environ.get("API_CLIENT_CACHE_S", "10"))
 
 # Admission control (orders/admission.py): shed new orders of a region whose saga is this many seconds
 # behind, and low-priority reads earlier; the lag is read at most every ADMISSION_CHECK_EVERY_S.
-ADMISSION_ORDER_LAG_S = float(os.environ.get("ADMISSION_ORDER_LAG_S", "10"))
-ADMISSION_READ_LAG_S = float(os.environ.get("ADMISSION_READ_LAG_S", "3"))
+# 3 s rather than 10: after a 10x spike p99 was back within 2 s 20-25 s after it (never within the
+# next 40 s at 10 s), at about the same orders/s finished (docs/performance.md).
+ADMISSION_ORDER_LAG_S = float(os.environ.get("ADMISSION_ORDER_LAG_S", "3"))
+ADMISSION_READ_LAG_S = float(os.environ.get("ADMISSION_READ_LAG_S", "2"))
 ADMISSION_CHECK_EVERY_S = float(os.environ.get("ADMISSION_CHECK_EVERY_S", "0.5"))
 # Sagas per second one region's workers finish: turns a queue's length into seconds of wait.
 ADMISSION_SAGA_RATE_PER_S = float(os.environ.get("ADMISSION_SAGA_RATE_PER_S", "10"))
