@@ -1,12 +1,41 @@
 from __future__ import annotations
 
+import json
 import uuid
+from functools import cache
 
-from orders.models import Order
+from django.db import connections
+
+from orders.models import Order, OrderHistory, OrderLine
+
+
+@cache
+def _order_with_rows_sql() -> str:
+    """The order, and its lines and history as arrays of JSON objects (oldest first), by id and client."""
+    ops = connections[Order.objects.db].ops
+    orders, lines, history = (ops.quote_name(m._meta.db_table) for m in (Order, OrderLine, OrderHistory))
+    return (
+        f"SELECT o.*, "
+        f"ARRAY(SELECT jsonb_build_object('sku', l.sku, 'quantity', l.quantity, 'unit_price_minor', "
+        f"l.unit_price_minor) FROM {lines} l WHERE l.order_id = o.id ORDER BY l.id) AS line_rows, "
+        f"ARRAY(SELECT jsonb_build_object('from_state', h.from_state, 'to_state', h.to_state, "
+        f"'reason', h.reason, 'actor', h.actor, 'at', h.created_at) "
+        f"FROM {history} h WHERE h.order_id = o.id ORDER BY h.id) AS history_rows "
+        f"FROM {orders} o WHERE o.id = %s AND o.client_id = %s"
+    )
 
 
 def order_for_client(*, order_id: uuid.UUID, client_id: uuid.UUID) -> Order | None:
-    return Order.objects.filter(pk=order_id, client_id=client_id).prefetch_related("lines", "history").first()
+    """The order with its lines and history as ``line_rows`` and ``history_rows`` (dicts, oldest first), in
+    one statement written out: the API's most frequent request (clients poll it) took three through
+    Django's prefetch machinery, and building the same single query with the ORM cost more CPU than the
+    three."""
+    order = next(iter(Order.objects.raw(_order_with_rows_sql(), [order_id, client_id])), None)
+    if order is not None:
+        # Django's PostgreSQL backend hands jsonb to Python as text.
+        order.line_rows = [json.loads(row) for row in order.line_rows]
+        order.history_rows = [json.loads(row) for row in order.history_rows]
+    return order
 
 
 def order_state(*, order_id: uuid.UUID) -> str | None:

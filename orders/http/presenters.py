@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from orders.models import Order
@@ -18,6 +19,7 @@ def money(amount_minor: int, currency: str) -> str:
 
 
 def order_body(order: Order) -> dict[str, Any]:
+    """``order`` as ``orders.selectors.order_for_client`` reads it (with ``line_rows`` and ``history_rows``)."""
     return {
         "id": str(order.id),
         "state": order.state,
@@ -26,12 +28,12 @@ def order_body(order: Order) -> dict[str, Any]:
         "customer_id": order.customer_id,
         "lines": [
             {
-                "sku": line.sku,
-                "quantity": line.quantity,
-                "unit_price_minor": line.unit_price_minor,
-                "line_total_minor": line.line_total_minor,
+                "sku": line["sku"],
+                "quantity": line["quantity"],
+                "unit_price_minor": line["unit_price_minor"],
+                "line_total_minor": line["quantity"] * line["unit_price_minor"],
             }
-            for line in order.lines.all()
+            for line in order.line_rows
         ],
         "subtotal_minor": order.subtotal_minor,
         "tax_minor": order.tax_minor,
@@ -41,12 +43,12 @@ def order_body(order: Order) -> dict[str, Any]:
         "created_at": order.created_at,
         "history": [
             {
-                "from_state": h.from_state,
-                "to_state": h.to_state,
-                "reason": h.reason,
-                "actor": h.actor,
-                "at": h.created_at,
+                "from_state": entry["from_state"],
+                "to_state": entry["to_state"],
+                "reason": entry["reason"],
+                "actor": entry["actor"],
+                "at": datetime.fromisoformat(entry["at"]),
             }
-            for h in order.history.all()
+            for entry in order.history_rows
         ],
     }

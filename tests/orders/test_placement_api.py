@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import uuid
+from datetime import datetime
 
 import psycopg
 import pytest
@@ -12,6 +13,7 @@ from django.db import connections
 from django.test import Client
 
 from orders.models import IdempotencyRecord, Order, OrderHistory, OrderLine, OrdersOutbox
+from orders.saga import saga_run
 from tests.conftest import ApiCaller, order_body, table_counts
 
 
@@ -119,6 +121,31 @@ def test_get_order_shows_lines_total_and_history(api_caller: ApiCaller, sku: str
     assert body["lines"] == [{"sku": "SKU-1", "quantity": 3, "unit_price_minor": 1250, "line_total_minor": 3750}]
     assert (body["subtotal_minor"], body["tax_minor"], body["total_minor"], body["total"]) == (3750, 0, 3750, "37.50")
     assert [(h["from_state"], h["to_state"]) for h in body["history"]] == [("", "pending")]
+
+
+def test_get_order_shows_every_line_and_the_whole_history_in_order(api_caller: ApiCaller, stock) -> None:  # type: ignore[no-untyped-def]
+    stock("SKU-B", 10, price=200)
+    stock("SKU-A", 10, price=105)
+    body = order_body("SKU-B", 2)
+    body["lines"].append({"sku": "SKU-A", "quantity": 1})
+    order_id = api_caller.place(body).json()["id"]
+    assert saga_run(order_id=uuid.UUID(order_id)) == "confirmed"
+
+    shown = api_caller.get(f"/api/v1/orders/{order_id}").json()
+
+    assert shown["lines"] == [
+        {"sku": "SKU-B", "quantity": 2, "unit_price_minor": 200, "line_total_minor": 400},
+        {"sku": "SKU-A", "quantity": 1, "unit_price_minor": 105, "line_total_minor": 105},
+    ]
+    stored = OrderHistory.objects.filter(order_id=order_id).order_by("id")
+    assert [(h["from_state"], h["to_state"], h["reason"], h["actor"]) for h in shown["history"]] == [
+        (h.from_state, h.to_state, h.reason, h.actor) for h in stored
+    ]
+    # The API shows times to the millisecond.
+    assert [datetime.fromisoformat(h["at"].replace("Z", "+00:00")) for h in shown["history"]] == [
+        h.created_at.replace(microsecond=h.created_at.microsecond // 1000 * 1000) for h in stored
+    ]
+    assert shown["history"][-1]["to_state"] == "confirmed"
 
 
 def test_another_clients_order_is_not_found(api_caller: ApiCaller, other_caller: ApiCaller, sku: str) -> None:
