@@ -27,7 +27,6 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
-from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from compliance.api import assess_tax, screen_order
@@ -155,14 +154,16 @@ UNDO_ORDER = tuple(reversed([*RESERVATION, *CONFIRMATION]))
 @contextmanager
 def _driving(order_id: uuid.UUID) -> Iterator[Order]:
     """One driver per order across all workers (a session advisory lock, freed by PostgreSQL if the
-    worker dies). Yields the order, read by the statement that takes the lock."""
+    worker dies). Yields the order, read after the lock is held: read in the same statement, it could
+    come from a snapshot taken before the previous driver's last commit and unlock."""
     key = f"saga:{order_id}"
-    locked = Order.objects.annotate(driver_lock=RawSQL("pg_try_advisory_lock(hashtextextended(%s, 11))", [key]))
-    order = locked.get(pk=order_id)
-    if not order.driver_lock:
+    with connections[ALIAS].cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 11))", [key])
+        (acquired,) = cursor.fetchone()
+    if not acquired:
         raise SagaBusy(f"order {order_id} is being driven by another worker")
     try:
-        yield order
+        yield Order.objects.get(pk=order_id)
     finally:
         with connections[ALIAS].cursor() as cursor:
             cursor.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 11))", [key])
