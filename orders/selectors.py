@@ -14,8 +14,10 @@ def _order_with_rows_sql() -> str:
     """The order, and its lines and history as arrays of JSON objects (oldest first), by id and client."""
     ops = connections[Order.objects.db].ops
     orders, lines, history = (ops.quote_name(m._meta.db_table) for m in (Order, OrderLine, OrderHistory))
+    # Columns named, not o.*: a prepared statement whose result changes shape after a migration fails.
+    columns = ", ".join(f"o.{ops.quote_name(field.column)}" for field in Order._meta.concrete_fields)
     return (
-        f"SELECT o.*, "
+        f"SELECT {columns}, "
         f"ARRAY(SELECT jsonb_build_object('sku', l.sku, 'quantity', l.quantity, 'unit_price_minor', "
         f"l.unit_price_minor) FROM {lines} l WHERE l.order_id = o.id ORDER BY l.id) AS line_rows, "
         f"ARRAY(SELECT jsonb_build_object('from_state', h.from_state, 'to_state', h.to_state, "

@@ -21,7 +21,7 @@ def overloaded_response(exc: Overloaded) -> HttpResponse:
     response = JsonResponse({"error": {"code": "overloaded", "detail": exc.detail}}, status=503)
     response["Retry-After"] = str(exc.retry_after)
     # A refusal is the gate working, not a server error: keep Django from logging each one at ERROR
-    # (under a shed that was an ERROR line per request). The access line and
+    # (under a shed that was an ERROR line per request). The http logger's line for the request and
     # api_requests_shed_total still record it.
     response._has_been_logged = True  # type: ignore[attr-defined] - django.utils.log.log_response's marker
     return response
