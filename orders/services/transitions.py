@@ -57,7 +57,7 @@ def order_transition(
     another worker moved the order first (re-read it and decide again)."""
     names = (transition,) if isinstance(transition, str) else tuple(transition)
     moves: list[tuple[str, str]] = []
-    seen_state, seen_version = order.state, order.version
+    seen_state = order.state
     with atomic():
         # Set first: a transition's conditions may look at them (the saga's last steps, recorded here).
         for field, value in (fields or {}).items():
@@ -69,9 +69,7 @@ def order_transition(
             from_state = order.state
             method()
             moves.append((from_state, order.state))
-        order.version += 1
-        order.updated_at = timezone.now()
-        _save_moved(order, seen_state=seen_state, seen_version=seen_version, fields=[*(fields or {})])
+        _save_unless_moved(order, seen_state=seen_state, changes=fields or {})
         OrderHistory.objects.bulk_create(
             OrderHistory(
                 order=order,
@@ -88,14 +86,21 @@ def order_transition(
     return order
 
 
-def _save_moved(order: Order, *, seen_state: str, seen_version: int, fields: Sequence[str]) -> None:
-    """One conditional UPDATE, refused when the order is no longer as this copy saw it. Does what
-    django-fsm's ConcurrentTransitionMixin.save does (and checks the version too) without Model.save's
-    machinery, which was half of a transition's CPU in the worker."""
-    columns = {name: getattr(order, name) for name in ("state", "version", "updated_at", *fields)}
-    updated = Order.objects.filter(pk=order.pk, state=seen_state, version=seen_version).update(**columns)
+def _save_unless_moved(order: Order, *, seen_state: str, changes: dict[str, Any]) -> None:
+    """Save ``changes`` with the order's state, a new version and ``updated_at`` in one conditional UPDATE,
+    refused when the order is no longer in ``seen_state`` at the version this copy holds (a cancel, another
+    worker). What django-fsm's ConcurrentTransitionMixin.save does, plus the version, without Model.save's
+    machinery (half of a transition's CPU in the worker)."""
+    now = timezone.now()
+    updated = Order.objects.filter(pk=order.pk, state=seen_state, version=order.version).update(
+        **changes, state=order.state, version=order.version + 1, updated_at=now
+    )
     if not updated:
-        raise ConcurrentTransition(f"order {order.id} moved from {seen_state} (version {seen_version}) meanwhile")
+        raise ConcurrentTransition(f"order {order.id} moved from {seen_state} (version {order.version}) meanwhile")
+    for name, value in changes.items():
+        setattr(order, name, value)
+    order.version += 1
+    order.updated_at = now
     order._update_initial_state()  # a later save() of this copy is checked against the state just saved
 
 
@@ -103,12 +108,5 @@ def order_record_step(order: Order, *, steps: Sequence[str], fields: dict[str, A
     """Remember that saga ``steps`` are done (and what they produced): one UPDATE,
     refused if the order moved meanwhile (a cancel, another worker)."""
     changes = {**(fields or {}), "completed_steps": [*order.completed_steps, *steps]}
-    updated = Order.objects.filter(pk=order.pk, state=order.state, version=order.version).update(
-        **changes, version=order.version + 1, updated_at=timezone.now()
-    )
-    if not updated:
-        raise ConcurrentTransition(f"order {order.id} moved while steps {', '.join(steps)} ran")
-    for name, value in changes.items():
-        setattr(order, name, value)
-    order.version += 1
+    _save_unless_moved(order, seen_state=order.state, changes=changes)
     return order
