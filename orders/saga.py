@@ -7,8 +7,11 @@ One run drives an order as far as it can go now:
     compensation: undo completed steps in reverse order → rejected / cancelled
 
 Each step calls a participant's ``api.py`` (its own transaction on its own
-alias), is idempotent by (order, step), and is recorded on the order before
-the next one starts, so a run that dies anywhere resumes where it stopped.
+alias) and is idempotent by (order, step); a phase's steps are recorded on the
+order by the transition that ends the phase (at once when a step pauses the
+saga or holds it for review), so a run that dies anywhere resumes where it
+stopped, repeating at most the steps of one phase, each of which answers from
+its own record.
 A ``BusinessError`` compensates; a ``TransientError`` propagates so that the
 consumer retries the run with backoff (the saga pauses, it does not reject),
 until the order's deadline passes and it compensates instead.
@@ -64,15 +67,9 @@ class SagaBusy(TransientError):
 
 @dataclass(frozen=True)
 class Step:
-    """``deferred``: recorded on the order together with the next step instead of on its own (at once
-    when a later step pauses the saga or holds it for review, so the order shows what is done). For
-    steps that are cheap to run again and call no third party: a run that stops before the record repeats
-    them, which their idempotency by order makes harmless, and each one saves a write per order."""
-
     name: str
     run: Callable[[Order], dict]
     undo: Callable[[Order], None] | None = None
-    deferred: bool = False
 
 
 def _screen(order: Order) -> dict:
@@ -132,14 +129,14 @@ def _ship(order: Order) -> dict:
 
 
 RESERVATION = (
-    Step("screen", _screen, deferred=True),
+    Step("screen", _screen),
     Step("assess_fraud", _assess_fraud),
-    Step("reserve_stock", _reserve, undo=lambda o: release_stock(order_id=o.id), deferred=True),
-    Step("compute_tax", _tax, deferred=True),
+    Step("reserve_stock", _reserve, undo=lambda o: release_stock(order_id=o.id)),
+    Step("compute_tax", _tax),
     Step("authorize_payment", _authorize, undo=lambda o: void_payment(order_id=o.id)),
 )
 CONFIRMATION = (
-    Step("commit_stock", _commit, undo=lambda o: return_stock(order_id=o.id), deferred=True),
+    Step("commit_stock", _commit, undo=lambda o: return_stock(order_id=o.id)),
     Step("capture_payment", _capture, undo=lambda o: refund_payment(order_id=o.id)),
     Step("create_shipment", _ship, undo=lambda o: cancel_shipment(order_id=o.id)),
 )
@@ -170,9 +167,15 @@ def _driving(order_id: uuid.UUID) -> Iterator[Order]:
 
 
 def _run_steps(order: Order, steps: tuple[Step, ...]) -> tuple[Order, dict]:
-    """Run the steps not done yet. Returns the order and the fields that record the last steps, for the
-    transition that follows to save: one write instead of two, and no wider a window than before (a
-    run that stops between the last effect and the transition repeats that step, idempotent by order)."""
+    """Run the phase's steps not done yet. Returns the order and the fields that record them, for the
+    transition that ends the phase to save: one write per phase instead of one per step.
+
+    Every participant is idempotent by order and reads its own record before it calls a third party, so
+    a run that stops between a step's effect and the phase's transition repeats the step harmlessly (no
+    second gateway or carrier call), and compensation undoes every step that may have had an effect,
+    recorded or not. What the record is still for, the order's readers: a pause (a participant
+    unavailable) or a hold (fraud review) records at once the steps done before it, so a paused order
+    shows its stock reserved."""
     done: list[str] = []  # run, not yet recorded
     produced: dict = {}
     for step in steps:
@@ -183,7 +186,7 @@ def _run_steps(order: Order, steps: tuple[Step, ...]) -> tuple[Order, dict]:
             try:
                 fields = step.run(order)
             except (HeldForReview, TransientError):
-                if done:  # a hold or a pause keeps, and shows, what was done before it
+                if done:
                     order = order_record_step(order, steps=done, fields=produced)
                 raise
             crash_point(f"saga.after_step:{step.name}")
@@ -191,9 +194,6 @@ def _run_steps(order: Order, steps: tuple[Step, ...]) -> tuple[Order, dict]:
             produced.update(fields)
             for name, value in fields.items():
                 setattr(order, name, value)  # later steps see what this one produced
-            if not step.deferred and step is not steps[-1]:
-                order = order_record_step(order, steps=done, fields=produced)
-                done, produced = [], {}
             elapsed = time.perf_counter() - started
             SAGA_STEP_SECONDS.labels(step=step.name).observe(elapsed)
             # Every step's time is in the saga_step_seconds histogram; the log names only slow ones, so
