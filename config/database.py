@@ -51,6 +51,7 @@ def database_settings(env: Mapping[str, str] = os.environ) -> dict[str, dict]:
     base_url = env.get("DATABASE_URL")
     base = _from_url(base_url) if base_url else _from_pg_env(env)
     conn_max_age = int(env.get("DB_CONN_MAX_AGE", "300"))
+    health_check_interval = float(env.get("DB_HEALTH_CHECK_INTERVAL_S", "1"))
     options = statement_options(env)
     # Lets two test runs share one PostgreSQL server without sharing databases.
     test_suffix = env.get("TEST_DB_SUFFIX", "")
@@ -64,10 +65,13 @@ def database_settings(env: Mapping[str, str] = os.environ) -> dict[str, dict]:
             "SCHEMA": "public" if alias == "default" else alias,
             "CONN_MAX_AGE": conn_max_age,
             "CONN_HEALTH_CHECKS": True,
+            "HEALTH_CHECK_INTERVAL_S": health_check_interval,
             "OPTIONS": dict(options),
             # Each alias gets its own test database so that every alias is
             # migrated on its own, exactly as in production.
-            "TEST": {"NAME": f"test_{target['NAME']}_{alias}{test_suffix}"},
+            # No alias needs another created first: a test run asking only for one alias (one test
+            # picked with -k) would otherwise stop at Django's default dependency on "default".
+            "TEST": {"NAME": f"test_{target['NAME']}_{alias}{test_suffix}", "DEPENDENCIES": []},
         }
     return databases
 

@@ -6,6 +6,7 @@ import pytest
 from django.db import connections
 
 from config.database import ALL_ALIASES, database_settings, statement_options
+from config.db.base import DatabaseWrapper
 
 
 def test_every_alias_binds_on_the_server_and_prepares_repeated_statements() -> None:
@@ -32,3 +33,67 @@ def test_a_statement_run_repeatedly_is_prepared_on_its_connection() -> None:
         prepared = [statement for (statement,) in cursor.fetchall()]
 
     assert "SELECT count(*) FROM orders_order WHERE state = $1" in prepared
+
+
+def _own_connection(interval: float) -> DatabaseWrapper:
+    """A connection of the orders alias outside the test's transaction, checked at most every ``interval`` s."""
+    return DatabaseWrapper({**connections["orders"].settings_dict, "HEALTH_CHECK_INTERVAL_S": interval}, "orders")
+
+
+def _requests(connection: DatabaseWrapper, count: int) -> list[int]:
+    """Run ``count`` requests' worth of use (Django's end-of-request check, then a query); their backends."""
+    pids = []
+    for _ in range(count):
+        connection.close_if_unusable_or_obsolete()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            pids.append(cursor.fetchone()[0])
+    return pids
+
+
+@pytest.mark.django_db(databases=["orders"])
+def test_a_connection_proven_usable_within_the_interval_is_not_checked_again() -> None:
+    connection = _own_connection(60)
+    checks = []
+    usable = connection.is_usable
+    connection.is_usable = lambda: checks.append(1) or usable()  # type: ignore[method-assign]
+    try:
+        _requests(connection, 3)
+        assert checks == []  # just opened: proven
+
+        connection._proven_at -= 61
+        _requests(connection, 3)
+        assert checks == [1]  # checked once, proven again
+
+        every_time = _own_connection(0)
+        every_time.is_usable = lambda: checks.append(1) or usable()  # type: ignore[method-assign]
+        _requests(every_time, 3)
+        assert len(checks) == 1 + 2  # the first request opens it; the next two are checked
+        every_time.close()
+    finally:
+        connection.close()
+
+
+@pytest.mark.django_db(databases=["orders"])
+def test_a_connection_that_died_is_replaced_once_the_interval_has_passed() -> None:
+    connection = _own_connection(60)
+    try:
+        (before,) = _requests(connection, 1)
+        with connections["orders"].cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [before])
+        connection._proven_at -= 61
+
+        (after,) = _requests(connection, 1)
+
+        assert after != before
+    finally:
+        connection.close()
+
+
+def test_the_health_check_interval_comes_from_the_environment() -> None:
+    url = {"DATABASE_URL": "postgres://postgres@127.0.0.1:5432/x"}
+    paced = database_settings(url)
+    every_request = database_settings({**url, "DB_HEALTH_CHECK_INTERVAL_S": "0"})
+
+    assert {db["HEALTH_CHECK_INTERVAL_S"] for db in paced.values()} == {1.0}
+    assert {db["HEALTH_CHECK_INTERVAL_S"] for db in every_request.values()} == {0.0}

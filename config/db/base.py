@@ -1,18 +1,27 @@
-"""A thin PostgreSQL backend: one schema per alias.
+"""A thin PostgreSQL backend: one schema per alias, and health checks paced.
 
 The schema is put on the connection's ``search_path`` at connect time (a libpq
 start-up option, so it costs no round trip) and created by
 ``prepare_database``, which ``migrate`` calls before it applies migrations.
+
+``CONN_HEALTH_CHECKS`` makes Django send ``SELECT 1`` on every alias a request
+uses, before its first query: a round trip per alias per request (two for a
+POST). Here a connection proven usable (opened, or its check passed) less than
+``HEALTH_CHECK_INTERVAL_S`` ago is not checked again; a connection that dies
+inside that window fails one request, after which Django closes it.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from django.db.backends.postgresql import base
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
+    _proven_at = float("-inf")
+
     @property
     def schema(self) -> str:
         return str(self.settings_dict.get("SCHEMA") or "public")
@@ -23,6 +32,28 @@ class DatabaseWrapper(base.DatabaseWrapper):
         existing = params.get("options")
         params["options"] = f"{existing} {search_path}" if existing else search_path
         return params
+
+    @property
+    def health_check_interval(self) -> float:
+        return float(self.settings_dict.get("HEALTH_CHECK_INTERVAL_S", 0.0))
+
+    def connect(self) -> None:
+        super().connect()
+        self._proven_at = time.monotonic()
+
+    def close_if_health_check_failed(self) -> None:
+        if (
+            self.connection is not None
+            and self.health_check_enabled
+            and not self.health_check_done
+            and time.monotonic() - self._proven_at < self.health_check_interval
+        ):
+            self.health_check_done = True
+            return
+        checking = self.connection is not None and self.health_check_enabled and not self.health_check_done
+        super().close_if_health_check_failed()
+        if checking and self.connection is not None:
+            self._proven_at = time.monotonic()
 
     def prepare_database(self) -> None:
         super().prepare_database()
