@@ -4,7 +4,7 @@ from messaging.adapters import AdapterUnavailable, breaker_state, call_adapter
 from messaging.consumers import apply_once, consumer
 from messaging.context import bound
 from messaging.contracts import BusinessError, Envelope, TransientError
-from messaging.db import atomic_on, create_once
+from messaging.db import atomic_on, create_once, insert_rows, rows_where, update_where
 from messaging.dead_letters import (
     DeadLetterNotActionable,
     dead_letter_discard,
@@ -49,6 +49,7 @@ __all__ = [
     "dead_letters_open",
     "drain_batch",
     "fault_profile",
+    "insert_rows",
     "load_all_consumers",
     "notify_trigger_sql",
     "outbox_append",
@@ -57,7 +58,9 @@ __all__ = [
     "queue_wait",
     "redis_client",
     "register_scrape_collector",
+    "rows_where",
     "set_fault_profile",
     "span",
     "trace_headers",
+    "update_where",
 ]

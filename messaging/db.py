@@ -1,12 +1,17 @@
-"""Transactions always on a module's own alias (a bare atomic() wraps default)."""
+"""Transactions always on a module's own alias (a bare atomic() wraps default), and the critical path's
+statements without the ORM's per-call query building."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
 from django.db import connections, models, router, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Field
+from django.db.models.options import Options
 
 M = TypeVar("M", bound=models.Model)
 
@@ -50,3 +55,110 @@ def create_once(model: type[M], *, defaults: dict[str, Any] | None = None, **loo
     obj._state.adding = False
     obj._state.db = alias
     return obj, True
+
+
+# The statements of the order's critical path, written from the model's fields and kept by shape. Django
+# builds and compiles a query anew for every call: two thirds of a single-row statement's CPU in the saga
+# worker (an UPDATE by key 0.66 ms through the ORM, 0.22 ms so). Values go through the fields' own
+# conversions both ways, as the ORM's would; only equality filters, plain values and no signals.
+
+
+def _field(meta: Options, name: str) -> Field:
+    return meta.get_field(name)  # a field's name or its attname ("order" or "order_id")
+
+
+@functools.cache
+def _insert_sql(model: type[models.Model], rows: int, alias: str) -> tuple[str, tuple[Field, ...]]:
+    meta = model._meta
+    quote = connections[alias].ops.quote_name
+    fields = tuple(f for f in meta.concrete_fields if not (f.primary_key and isinstance(f, models.AutoField)))
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    columns = ", ".join(quote(f.column) for f in fields)
+    return f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES {', '.join([row] * rows)}", fields
+
+
+def insert_rows(objs: Sequence[models.Model]) -> None:
+    """INSERT instances of one model in one statement, as ``bulk_create`` would (defaults and ``auto_now``
+    applied); a database-generated primary key is not read back."""
+    if not objs:
+        return
+    model = type(objs[0])
+    alias = router.db_for_write(model)
+    connection = connections[alias]
+    sql, fields = _insert_sql(model, len(objs), alias)
+    values = [f.get_db_prep_save(f.pre_save(obj, True), connection) for obj in objs for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+    for obj in objs:
+        obj._state.adding = False
+        obj._state.db = alias
+
+
+def _where(meta: Options, names: Iterable[str], alias: str) -> str:
+    quote = connections[alias].ops.quote_name
+    return " AND ".join(f"{quote(_field(meta, name).column)} = %s" for name in names)
+
+
+def _where_values(meta: Options, where: Mapping[str, Any], connection: BaseDatabaseWrapper) -> list[Any]:
+    if any(value is None for value in where.values()):
+        raise ValueError(f"{meta.label}: a NULL never equals anything; filter with the ORM's __isnull")
+    return [_field(meta, name).get_db_prep_value(value, connection, prepared=False) for name, value in where.items()]
+
+
+@functools.cache
+def _update_sql(model: type[models.Model], names: tuple[str, ...], where: tuple[str, ...], alias: str) -> str:
+    meta = model._meta
+    quote = connections[alias].ops.quote_name
+    assignments = ", ".join(f"{quote(_field(meta, name).column)} = %s" for name in names)
+    return f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {_where(meta, where, alias)}"
+
+
+def update_where(model: type[models.Model], *, where: Mapping[str, Any], values: Mapping[str, Any]) -> int:
+    """``UPDATE … SET values WHERE`` every ``where`` field equals its value; returns the rows updated."""
+    alias = router.db_for_write(model)
+    connection = connections[alias]
+    meta = model._meta
+    sql = _update_sql(model, tuple(values), tuple(where), alias)
+    params = [_field(meta, name).get_db_prep_save(value, connection) for name, value in values.items()]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params + _where_values(meta, where, connection))
+        return cursor.rowcount
+
+
+@functools.cache
+def _select_sql(
+    model: type[models.Model], where: tuple[str, ...], order_by: tuple[str, ...], for_update: bool, alias: str
+) -> tuple[str, tuple[str, ...], tuple[tuple[int, Callable[..., Any], Any], ...]]:
+    meta = model._meta
+    connection = connections[alias]
+    quote = connection.ops.quote_name
+    fields = meta.concrete_fields
+    converters = []
+    for index, f in enumerate(fields):
+        col = f.get_col(meta.db_table)
+        converters += [(index, c, col) for c in connection.ops.get_db_converters(col) + f.get_db_converters(connection)]
+    sql = f"SELECT {', '.join(quote(f.column) for f in fields)} FROM {quote(meta.db_table)}"
+    if where:
+        sql += f" WHERE {_where(meta, where, alias)}"
+    if order_by:
+        sql += " ORDER BY " + ", ".join(quote(_field(meta, name).column) for name in order_by)
+    if for_update:
+        sql += " FOR UPDATE"
+    return sql, tuple(f.attname for f in fields), tuple(converters)
+
+
+def rows_where(model: type[M], *, order_by: tuple[str, ...] = (), for_update: bool = False, **where: Any) -> list[M]:
+    """The instances whose ``where`` fields equal the values given, as the ORM would build them."""
+    alias = router.db_for_read(model)
+    connection = connections[alias]
+    sql, attnames, converters = _select_sql(model, tuple(where), order_by, for_update, alias)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, _where_values(model._meta, where, connection))
+        rows = cursor.fetchall()
+    found = []
+    for row in rows:
+        values = list(row)
+        for index, convert, col in converters:
+            values[index] = convert(values[index], col, connection)
+        found.append(model.from_db(alias, attnames, values))
+    return found

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.db import connections
 
+from messaging.db import insert_rows
 from messaging.models import OutboxMessage
 from messaging.tracing import trace_headers
 
@@ -32,7 +33,7 @@ def outbox_append(
     alias = model.objects.db
     if not connections[alias].in_atomic_block:
         raise OutboxOutsideTransaction(f"{message_type} must be written inside transaction.atomic(using={alias!r})")
-    return model.objects.create(
+    message = model(
         message_type=message_type,
         version=version,
         aggregate_id=aggregate_id,
@@ -43,6 +44,8 @@ def outbox_append(
         region=region,
         headers={**trace_headers(), **(headers or {})},
     )
+    insert_rows([message])
+    return message
 
 
 def notify_trigger_sql(table: str) -> tuple[str, str]:

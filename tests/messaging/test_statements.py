@@ -1,0 +1,111 @@
+"""The critical path's statements without the ORM give what the ORM gives: same rows, same values."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.db import connections
+from django.utils import timezone
+
+from messaging.api import insert_rows, rows_where, update_where
+from orders.models import Order, OrderHistory, OrderLine
+
+
+def _order(**extra: object) -> Order:
+    now = timezone.now()
+    fields = {
+        "client_id": uuid.uuid4(),
+        "customer_id": "c-1",
+        "region": "eu",
+        "currency": "EUR",
+        "subtotal_minor": 1_000,
+        "payment_token": "tok_ok",
+        "shipping_country": "DE",
+        "shipping_address": {"country": "DE", "city": "Köln", "lines": ["a", 1]},
+        "deadline_at": now + timedelta(minutes=1),
+        "created_at": now,
+        **extra,
+    }
+    return Order(**fields)
+
+
+def _values(obj: object, model: type) -> dict[str, object]:
+    return {f.attname: getattr(obj, f.attname) for f in model._meta.concrete_fields}
+
+
+def test_rows_read_without_the_orm_equal_the_orm_s() -> None:
+    order = Order.objects.create(**_values(_order(completed_steps=["screen"]), Order))
+    OrderLine.objects.bulk_create([OrderLine(order=order, sku=f"S{n}", quantity=n, unit_price_minor=7) for n in (2, 1)])
+
+    (mine,) = rows_where(Order, id=order.id)
+    lines = rows_where(OrderLine, order_id=order.id, order_by=("sku",))
+
+    assert _values(mine, Order) == _values(Order.objects.get(pk=order.id), Order)
+    assert mine.shipping_address == {"country": "DE", "city": "Köln", "lines": ["a", 1]}  # JSON decoded
+    assert [_values(line, OrderLine) for line in lines] == [
+        _values(line, OrderLine) for line in OrderLine.objects.filter(order=order).order_by("sku")
+    ]
+    assert mine._state.adding is False and mine._state.db == "orders"
+    assert rows_where(Order, id=uuid.uuid4()) == []
+
+
+def test_inserted_rows_read_back_as_given_with_defaults_applied() -> None:
+    order = _order()
+    insert_rows([order])
+    history = [
+        OrderHistory(order=order, from_state="", to_state="pending", reason=f"r{n}", correlation_id="x")
+        for n in range(3)
+    ]
+    insert_rows(history)
+
+    stored = Order.objects.get(pk=order.id)
+    assert _values(stored, Order) == _values(order, Order)
+    assert stored.updated_at is not None  # auto_now applied, as save() would
+    assert list(OrderHistory.objects.filter(order=order).values_list("reason", "actor")) == [
+        ("r0", "system"),
+        ("r1", "system"),
+        ("r2", "system"),
+    ]
+    insert_rows([])  # nothing to write is not an error
+
+
+def test_an_update_changes_only_the_rows_that_match_and_says_how_many() -> None:
+    order = _order()
+    insert_rows([order])
+    later = timezone.now() + timedelta(seconds=5)
+
+    stale = update_where(Order, where={"id": order.id, "version": 7}, values={"version": 8})
+    moved = update_where(
+        Order,
+        where={"id": order.id, "state": "pending", "version": 0},
+        values={"version": 1, "completed_steps": ["screen", "assess_fraud"], "updated_at": later, "tax_minor": 19},
+    )
+
+    assert (stale, moved) == (0, 1)
+    stored = Order.objects.get(pk=order.id)
+    assert (stored.version, stored.completed_steps, stored.updated_at, stored.tax_minor) == (
+        1,
+        ["screen", "assess_fraud"],
+        later,
+        19,
+    )
+
+
+def test_a_row_can_be_locked_and_null_is_refused_as_a_filter() -> None:
+    order = _order()
+    insert_rows([order])
+    sent: list[str] = []
+
+    def spy(execute, sql, *rest):  # type: ignore[no-untyped-def]
+        sent.append(sql)
+        return execute(sql, *rest)
+
+    with connections["orders"].execute_wrapper(spy):
+        (locked,) = rows_where(Order, id=order.id, for_update=True)
+    assert locked.id == order.id
+    assert sent[0].endswith(" FOR UPDATE")
+
+    with pytest.raises(ValueError, match="__isnull"):
+        rows_where(Order, id=None)
