@@ -37,7 +37,7 @@ from fraud.api import assess_order
 from fraud.contracts import Decision, FraudRejected
 from inventory.api import commit_stock, release_stock, reserve_stock, return_stock
 from inventory.contracts import LineRequest
-from messaging.api import BusinessError, TransientError, bound, crash_point, span
+from messaging.api import BusinessError, TransientError, bound, crash_point, rows_where, span
 from orders.contracts import (
     COMPENSATE_ORDER,
     ORDER_CANCELLED,
@@ -47,7 +47,7 @@ from orders.contracts import (
 )
 from orders.db import ALIAS, atomic
 from orders.metrics import SAGA_OUTCOMES, SAGA_STEP_SECONDS
-from orders.models import CONFIRMATION_STEPS, RESERVATION_STEPS, RESTING_STATES, Order, OrderState
+from orders.models import CONFIRMATION_STEPS, RESERVATION_STEPS, RESTING_STATES, Order, OrderLine, OrderState
 from orders.services.transitions import order_event, order_record_step, order_transition
 from payments.api import authorize_payment, capture_payment, refund_payment, void_payment
 from shipping.api import cancel_shipment, create_shipment
@@ -94,7 +94,7 @@ def _assess_fraud(order: Order) -> dict:
 
 
 def _reserve(order: Order) -> dict:
-    lines = [LineRequest(sku=line.sku, quantity=line.quantity) for line in order.lines.all()]
+    lines = [LineRequest(sku=line.sku, quantity=line.quantity) for line in rows_where(OrderLine, order_id=order.id)]
     reserve_stock(order_id=order.id, lines=lines, ttl=timedelta(seconds=settings.RESERVATION_TTL_S))
     return {}
 
@@ -160,7 +160,10 @@ def _driving(order_id: uuid.UUID) -> Iterator[Order]:
     if not acquired:
         raise SagaBusy(f"order {order_id} is being driven by another worker")
     try:
-        yield Order.objects.get(pk=order_id)
+        found = rows_where(Order, id=order_id)
+        if not found:
+            raise Order.DoesNotExist(f"order {order_id} does not exist")
+        yield found[0]
     finally:
         with connections[ALIAS].cursor() as cursor:
             cursor.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 11))", [key])

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from inventory.api import price_lines
 from inventory.contracts import LineRequest
-from messaging.api import BusinessError, outbox_append
+from messaging.api import BusinessError, insert_rows, outbox_append, rows_where
 from orders.contracts import START_SAGA
 from orders.db import ALIAS, atomic
 from orders.models import IdempotencyRecord, Order, OrderHistory, OrderLine, OrdersOutbox, OrderState
@@ -86,8 +86,9 @@ def order_place(*, client_id: uuid.UUID, idempotency_key: str, request: OrderReq
     fingerprint = request.fingerprint()
     with atomic():
         _lock_key(client_id, idempotency_key)
-        previous = IdempotencyRecord.objects.filter(client_id=client_id, key=idempotency_key).first()
-        if previous is not None:
+        found = rows_where(IdempotencyRecord, client_id=client_id, key=idempotency_key)
+        if found:
+            previous = found[0]
             if previous.request_sha256 != fingerprint:
                 raise IdempotencyKeyReused()
             return Placement(previous.order_id, previous.response_status, previous.response_body, replayed=True)
@@ -96,7 +97,7 @@ def order_place(*, client_id: uuid.UUID, idempotency_key: str, request: OrderReq
             lines=[LineRequest(sku=sku, quantity=qty) for sku, qty in request.lines], currency=request.currency
         )
         now = timezone.now()
-        order = Order.objects.create(
+        order = Order(
             client_id=client_id,
             customer_id=request.customer_id,
             region=request.region,
@@ -108,19 +109,24 @@ def order_place(*, client_id: uuid.UUID, idempotency_key: str, request: OrderReq
             deadline_at=now + timedelta(seconds=settings.ORDER_SAGA_DEADLINE_S),
             created_at=now,
         )
-        OrderLine.objects.bulk_create(
+        insert_rows([order])
+        insert_rows(
             [
                 OrderLine(order=order, sku=p.sku, quantity=p.quantity, unit_price_minor=p.unit_price_minor)
                 for p in priced
             ]
         )
-        OrderHistory.objects.create(
-            order=order,
-            from_state="",
-            to_state=OrderState.PENDING,
-            reason="order accepted",
-            actor=f"client:{client_id}",
-            correlation_id=correlation_id,
+        insert_rows(
+            [
+                OrderHistory(
+                    order=order,
+                    from_state="",
+                    to_state=OrderState.PENDING,
+                    reason="order accepted",
+                    actor=f"client:{client_id}",
+                    correlation_id=correlation_id,
+                )
+            ]
         )
         outbox_append(
             model=OrdersOutbox,
@@ -132,13 +138,17 @@ def order_place(*, client_id: uuid.UUID, idempotency_key: str, request: OrderReq
             payload={"order_id": str(order.id)},
         )
         body = {"id": str(order.id), "state": order.state, "url": f"/api/v1/orders/{order.id}"}
-        IdempotencyRecord.objects.create(
-            client_id=client_id,
-            key=idempotency_key,
-            request_sha256=fingerprint,
-            order=order,
-            response_status=202,
-            response_body=body,
+        insert_rows(
+            [
+                IdempotencyRecord(
+                    client_id=client_id,
+                    key=idempotency_key,
+                    request_sha256=fingerprint,
+                    order=order,
+                    response_status=202,
+                    response_body=body,
+                )
+            ]
         )
     log.info("order %s accepted", order.id, extra={"order_id": str(order.id), "total_minor": order.total_minor})
     return Placement(order.id, 202, body, replayed=False)
