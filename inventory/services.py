@@ -13,7 +13,7 @@ from django.utils import timezone
 from inventory.contracts import RESERVATION_EXPIRED, LineRequest, OutOfStock, ReservationLapsed, UnknownSku
 from inventory.metrics import RESERVATIONS_EXPIRED
 from inventory.models import InventoryOutbox, Reservation, ReservationStatus, StockItem, StockPolicy
-from messaging.api import atomic_on, outbox_append
+from messaging.api import atomic_on, insert_rows, outbox_append, rows_where
 
 atomic = atomic_on("inventory")
 
@@ -50,7 +50,7 @@ def _merge(lines: list[LineRequest]) -> list[tuple[str, int]]:
 def reservation_hold(*, order_id: uuid.UUID, lines: list[LineRequest], ttl: timedelta) -> list[Reservation]:
     """Hold stock for an order; all lines or none. Idempotent per order."""
     with atomic():
-        existing = list(Reservation.objects.filter(order_id=order_id))
+        existing = rows_where(Reservation, order_id=order_id)
         if existing:
             return existing
         expires_at = timezone.now() + ttl
@@ -69,7 +69,8 @@ def reservation_hold(*, order_id: uuid.UUID, lines: list[LineRequest], ttl: time
             reservations.append(
                 Reservation(order_id=order_id, sku=sku, quantity=quantity, policy=policy, expires_at=expires_at)
             )
-        return Reservation.objects.bulk_create(reservations)
+        insert_rows(reservations)
+        return reservations
 
 
 def _held(order_id: uuid.UUID, status: str) -> list[Reservation]:
@@ -83,7 +84,7 @@ def reservation_commit(*, order_id: uuid.UUID) -> int:
     someone else's by now.
     """
     with atomic():
-        reservations = list(Reservation.objects.select_for_update().filter(order_id=order_id).order_by("sku"))
+        reservations = rows_where(Reservation, order_id=order_id, order_by=("sku",), for_update=True)
         if not reservations:
             raise ReservationLapsed(str(order_id), "no reservation")
         lapsed = [r.sku for r in reservations if r.status in (ReservationStatus.RELEASED, ReservationStatus.RETURNED)]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 
-from messaging.api import atomic_on, call_adapter, create_once
+from messaging.api import atomic_on, call_adapter, create_once, insert_rows, rows_where, update_where
 from payments.contracts import PaymentDeclined
 from payments.gateway import GatewayResult, payment_gateway
 from payments.models import Authorization, AuthorizationStatus, Capture, LedgerAccount, LedgerEntry, Refund
@@ -25,7 +25,8 @@ def _key(order_id: uuid.UUID, operation: str) -> str:
 
 
 def authorization_create(*, order_id: uuid.UUID, amount_minor: int, currency: str, token: str) -> Authorization:
-    existing = Authorization.objects.filter(order_id=order_id).first()
+    found = rows_where(Authorization, order_id=order_id)
+    existing = found[0] if found else None
     if existing is None:
         result = _gateway(
             "authorize",
@@ -52,7 +53,7 @@ def authorization_create(*, order_id: uuid.UUID, amount_minor: int, currency: st
 
 def _post(order_id: uuid.UUID, *, debit: str, credit: str, amount_minor: int, currency: str, memo: str) -> None:
     journal = uuid.uuid4()
-    LedgerEntry.objects.bulk_create(
+    insert_rows(
         [
             LedgerEntry(
                 journal_id=journal,
@@ -104,7 +105,7 @@ def capture_create(*, order_id: uuid.UUID) -> Capture:
             },
         )
         if created:
-            Authorization.objects.filter(pk=auth.pk).update(status=AuthorizationStatus.CAPTURED)
+            update_where(Authorization, where={"id": auth.pk}, values={"status": AuthorizationStatus.CAPTURED})
             _post(
                 order_id,
                 debit=LedgerAccount.GATEWAY_CLEARING,

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 
-from messaging.api import atomic_on, call_adapter, create_once, outbox_append
+from messaging.api import atomic_on, call_adapter, create_once, outbox_append, rows_where
 from shipping.carrier import carrier
 from shipping.contracts import FULFILMENT_EVENTS, FulfilmentOutOfOrder, ShipmentAlreadyShipped, UnknownShipment
 from shipping.models import Shipment, ShipmentStatus, ShippingOutbox
@@ -12,9 +12,9 @@ atomic = atomic_on("shipping")
 
 def shipment_create(*, order_id: uuid.UUID, region: str, country: str) -> Shipment:
     """One shipment per order; a repeated call returns it."""
-    existing = Shipment.objects.filter(order_id=order_id).first()
-    if existing is not None:
-        return existing
+    existing = rows_where(Shipment, order_id=order_id)
+    if existing:
+        return existing[0]
     label = call_adapter(
         "carrier",
         "create_label",
