@@ -31,6 +31,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 from django.utils import timezone
+from django_fsm import ConcurrentTransition
 
 from compliance.api import assess_tax, screen_order
 from fraud.api import assess_order
@@ -48,6 +49,7 @@ from orders.contracts import (
 from orders.db import ALIAS, atomic
 from orders.metrics import SAGA_OUTCOMES, SAGA_STEP_SECONDS
 from orders.models import CONFIRMATION_STEPS, RESERVATION_STEPS, RESTING_STATES, Order, OrderLine, OrderState
+from orders.selectors import order_moved
 from orders.services.transitions import order_event, order_record_step, order_transition
 from payments.api import authorize_payment, capture_payment, refund_payment, void_payment
 from shipping.api import cancel_shipment, create_shipment
@@ -67,9 +69,14 @@ class SagaBusy(TransientError):
 
 @dataclass(frozen=True)
 class Step:
+    """``third_party``: the step calls a gateway or carrier; it runs only after a look at the order shows
+    nobody moved it (a cancel) since the phase began, so a cancelled order gets no new authorization,
+    capture or label, only the compensation of what it already had."""
+
     name: str
     run: Callable[[Order], dict]
     undo: Callable[[Order], None] | None = None
+    third_party: bool = False
 
 
 def _screen(order: Order) -> dict:
@@ -133,12 +140,12 @@ RESERVATION = (
     Step("assess_fraud", _assess_fraud),
     Step("reserve_stock", _reserve, undo=lambda o: release_stock(order_id=o.id)),
     Step("compute_tax", _tax),
-    Step("authorize_payment", _authorize, undo=lambda o: void_payment(order_id=o.id)),
+    Step("authorize_payment", _authorize, undo=lambda o: void_payment(order_id=o.id), third_party=True),
 )
 CONFIRMATION = (
     Step("commit_stock", _commit, undo=lambda o: return_stock(order_id=o.id)),
-    Step("capture_payment", _capture, undo=lambda o: refund_payment(order_id=o.id)),
-    Step("create_shipment", _ship, undo=lambda o: cancel_shipment(order_id=o.id)),
+    Step("capture_payment", _capture, undo=lambda o: refund_payment(order_id=o.id), third_party=True),
+    Step("create_shipment", _ship, undo=lambda o: cancel_shipment(order_id=o.id), third_party=True),
 )
 STEPS = {step.name: step for step in (*RESERVATION, *CONFIRMATION)}
 if tuple(s.name for s in RESERVATION) != RESERVATION_STEPS or tuple(s.name for s in CONFIRMATION) != CONFIRMATION_STEPS:
@@ -177,8 +184,8 @@ def _run_steps(order: Order, steps: tuple[Step, ...]) -> tuple[Order, dict]:
     a run that stops between a step's effect and the phase's transition repeats the step harmlessly (no
     second gateway or carrier call), and compensation undoes every step that may have had an effect,
     recorded or not. What the record is still for, the order's readers: a pause (a participant
-    unavailable) or a hold (fraud review) records at once the steps done before it, so a paused order
-    shows its stock reserved."""
+    unavailable), a hold (fraud review) or a business failure records at once the steps done before it,
+    so a paused order shows its stock reserved and a compensated one what was undone."""
     done: list[str] = []  # run, not yet recorded
     produced: dict = {}
     for step in steps:
@@ -186,10 +193,12 @@ def _run_steps(order: Order, steps: tuple[Step, ...]) -> tuple[Order, dict]:
             continue
         started = time.perf_counter()
         with bound(saga_step=step.name), span(f"saga {step.name}", order_id=str(order.id)):
+            if step.third_party and order_moved(order):
+                raise ConcurrentTransition(f"order {order.id} moved before {step.name}")
             try:
                 fields = step.run(order)
-            except (HeldForReview, TransientError):
-                if done:
+            except (HeldForReview, TransientError, BusinessError):
+                if done:  # the order shows what is done, for a person and for the compensation
                     order = order_record_step(order, steps=done, fields=produced)
                 raise
             crash_point(f"saga.after_step:{step.name}")

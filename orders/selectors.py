@@ -42,3 +42,11 @@ def order_for_client(*, order_id: uuid.UUID, client_id: uuid.UUID) -> Order | No
 
 def order_state(*, order_id: uuid.UUID) -> str | None:
     return Order.objects.filter(pk=order_id).values_list("state", flat=True).first()
+
+
+def order_moved(order: Order) -> bool:
+    """Whether someone (a cancel, a person, another worker) changed the order since this copy was read."""
+    table = connections[Order.objects.db].ops.quote_name(Order._meta.db_table)
+    with connections[Order.objects.db].cursor() as cursor:
+        cursor.execute(f"SELECT state, version FROM {table} WHERE id = %s", [order.id])
+        return cursor.fetchone() != (order.state, order.version)

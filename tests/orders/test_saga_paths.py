@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from unittest.mock import patch
 
 import pytest
+from django_fsm import ConcurrentTransition
 
-from messaging.api import TransientError, set_fault_profile
+from messaging.api import TransientError, redis_client, set_fault_profile
 from orders import saga
 from orders.models import CONFIRMATION_STEPS, RESERVATION_STEPS, Order, OrderHistory, OrdersOutbox
 from orders.saga import saga_run
 from orders.services import transitions
+from orders.services.interventions import order_cancel
+from shipping.carrier import FakeCarrier
 from tests.agreement import stock_of, view
 from tests.conftest import ApiCaller, order_body
 
@@ -191,3 +195,51 @@ def test_a_phase_s_steps_are_recorded_by_the_transition_that_ends_it(place) -> N
     ]
     assert Order.objects.get(pk=order_id).completed_steps == [*RESERVATION_STEPS, *CONFIRMATION_STEPS]
     assert Order.objects.get(pk=order_id).tax_minor > 0  # a step's output was kept
+
+
+@pytest.mark.parametrize(
+    ("cancelled_during", "not_called"),
+    [("compute_tax", "authorize"), ("commit_stock", "capture"), ("capture_payment", "create_label")],
+)
+def test_an_order_cancelled_mid_phase_gets_no_further_third_party_call(  # type: ignore[no-untyped-def]
+    place, api_caller: ApiCaller, cancelled_during: str, not_called: str
+) -> None:
+    order_id = place()
+    step = saga.STEPS[cancelled_during]
+    phase = "RESERVATION" if step in saga.RESERVATION else "CONFIRMATION"
+
+    def run_then_cancel(order):  # type: ignore[no-untyped-def]
+        produced = step.run(order)
+        order_cancel(order_id=order.id, client_id=api_caller.client_id, actor="customer")
+        return produced
+
+    labels: list[str] = []
+    create_label = FakeCarrier.create_label
+
+    def counted_label(self, **kwargs):  # type: ignore[no-untyped-def]
+        labels.append(kwargs["idempotency_key"])
+        return create_label(self, **kwargs)
+
+    swapped = tuple(replace(s, run=run_then_cancel) if s is step else s for s in getattr(saga, phase))
+    with patch.object(saga, phase, swapped), patch.object(FakeCarrier, "create_label", counted_label):
+        with pytest.raises(ConcurrentTransition):
+            saga_run(order_id=order_id)
+        gateway_calls = {op for op in ("authorize", "capture") if redis_client().exists(f"fakegw:{order_id}:{op}")}
+        assert not_called not in {*gateway_calls, *("create_label" for _ in labels)}
+
+        assert saga_run(order_id=order_id) == "cancelled"
+    v = view(order_id)
+    assert v.captured_minor == v.refunded_minor
+    assert v.shipment in (None, "cancelled")
+    assert set(v.reservations.values()) <= {"released", "returned"}
+    assert stock_of("SKU-1") == (5, 0, 5, 0)
+
+
+def test_a_business_failure_records_the_steps_done_before_it(place) -> None:  # type: ignore[no-untyped-def]
+    order_id = place(token="tok_capture_declined")
+
+    assert saga_run(order_id=order_id) == "rejected"
+
+    order = Order.objects.get(pk=order_id)
+    assert order.completed_steps == [*RESERVATION_STEPS, "commit_stock"]  # what the compensation undid
+    assert "authorization_expired" in order.failure_reason
