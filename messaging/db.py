@@ -36,17 +36,11 @@ def create_once(model: type[M], *, defaults: dict[str, Any] | None = None, **loo
     obj = model(**lookup, **(defaults or {}))
     alias = router.db_for_write(model)
     connection = connections[alias]
-    meta = model._meta
-    fields = [f for f in meta.concrete_fields if not (f.primary_key and isinstance(f, models.AutoField))]
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    placeholders = ", ".join(["%s"] * len(fields))
+    sql, fields = _insert_sql(model, 1, alias)
     values = [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
-    pk = connection.ops.quote_name(meta.pk.column)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {connection.ops.quote_name(meta.db_table)} ({columns}) VALUES ({placeholders}) "
-            f"ON CONFLICT DO NOTHING RETURNING {pk}",
-            values,
+            f"{sql} ON CONFLICT DO NOTHING RETURNING {connection.ops.quote_name(model._meta.pk.column)}", values
         )
         row = cursor.fetchone()
     if row is None:
@@ -99,36 +93,40 @@ def _where(meta: Options, names: Iterable[str], alias: str) -> str:
     return " AND ".join(f"{quote(_field(meta, name).column)} = %s" for name in names)
 
 
-def _where_values(meta: Options, where: Mapping[str, Any], connection: BaseDatabaseWrapper) -> list[Any]:
+def _where_values(where: Mapping[str, Any], fields: tuple[Field, ...], connection: BaseDatabaseWrapper) -> list[Any]:
     if any(value is None for value in where.values()):
-        raise ValueError(f"{meta.label}: a NULL never equals anything; filter with the ORM's __isnull")
-    return [_field(meta, name).get_db_prep_value(value, connection, prepared=False) for name, value in where.items()]
+        raise ValueError("a NULL never equals anything; filter with the ORM's __isnull")
+    return [
+        f.get_db_prep_value(value, connection, prepared=False) for f, value in zip(fields, where.values(), strict=True)
+    ]
 
 
 @functools.cache
-def _update_sql(model: type[models.Model], names: tuple[str, ...], where: tuple[str, ...], alias: str) -> str:
+def _update_sql(
+    model: type[models.Model], names: tuple[str, ...], where: tuple[str, ...], alias: str
+) -> tuple[str, tuple[Field, ...], tuple[Field, ...]]:
     meta = model._meta
     quote = connections[alias].ops.quote_name
     assignments = ", ".join(f"{quote(_field(meta, name).column)} = %s" for name in names)
-    return f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {_where(meta, where, alias)}"
+    sql = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {_where(meta, where, alias)}"
+    return sql, tuple(_field(meta, name) for name in names), tuple(_field(meta, name) for name in where)
 
 
 def update_where(model: type[models.Model], *, where: Mapping[str, Any], values: Mapping[str, Any]) -> int:
     """``UPDATE … SET values WHERE`` every ``where`` field equals its value; returns the rows updated."""
     alias = router.db_for_write(model)
     connection = connections[alias]
-    meta = model._meta
-    sql = _update_sql(model, tuple(values), tuple(where), alias)
-    params = [_field(meta, name).get_db_prep_save(value, connection) for name, value in values.items()]
+    sql, value_fields, where_fields = _update_sql(model, tuple(values), tuple(where), alias)
+    params = [f.get_db_prep_save(value, connection) for f, value in zip(value_fields, values.values(), strict=True)]
     with connection.cursor() as cursor:
-        cursor.execute(sql, params + _where_values(meta, where, connection))
+        cursor.execute(sql, params + _where_values(where, where_fields, connection))
         return cursor.rowcount
 
 
 @functools.cache
 def _select_sql(
     model: type[models.Model], where: tuple[str, ...], order_by: tuple[str, ...], for_update: bool, alias: str
-) -> tuple[str, tuple[str, ...], tuple[tuple[int, Callable[..., Any], Any], ...]]:
+) -> tuple[str, tuple[str, ...], tuple[tuple[int, Callable[..., Any], Any], ...], tuple[Field, ...]]:
     meta = model._meta
     connection = connections[alias]
     quote = connection.ops.quote_name
@@ -144,16 +142,16 @@ def _select_sql(
         sql += " ORDER BY " + ", ".join(quote(_field(meta, name).column) for name in order_by)
     if for_update:
         sql += " FOR UPDATE"
-    return sql, tuple(f.attname for f in fields), tuple(converters)
+    return sql, tuple(f.attname for f in fields), tuple(converters), tuple(_field(meta, name) for name in where)
 
 
 def rows_where(model: type[M], *, order_by: tuple[str, ...] = (), for_update: bool = False, **where: Any) -> list[M]:
     """The instances whose ``where`` fields equal the values given, as the ORM would build them."""
     alias = router.db_for_read(model)
     connection = connections[alias]
-    sql, attnames, converters = _select_sql(model, tuple(where), order_by, for_update, alias)
+    sql, attnames, converters, where_fields = _select_sql(model, tuple(where), order_by, for_update, alias)
     with connection.cursor() as cursor:
-        cursor.execute(sql, _where_values(model._meta, where, connection))
+        cursor.execute(sql, _where_values(where, where_fields, connection))
         rows = cursor.fetchall()
     found = []
     for row in rows:

@@ -42,17 +42,13 @@ class DatabaseWrapper(base.DatabaseWrapper):
         self._proven_at = time.monotonic()
 
     def close_if_health_check_failed(self) -> None:
-        if (
-            self.connection is not None
-            and self.health_check_enabled
-            and not self.health_check_done
-            and time.monotonic() - self._proven_at < self.health_check_interval
-        ):
+        if self.connection is None or not self.health_check_enabled or self.health_check_done:
+            return
+        if time.monotonic() - self._proven_at < self.health_check_interval:
             self.health_check_done = True
             return
-        checking = self.connection is not None and self.health_check_enabled and not self.health_check_done
         super().close_if_health_check_failed()
-        if checking and self.connection is not None:
+        if self.connection is not None:
             self._proven_at = time.monotonic()
 
     def prepare_database(self) -> None:
