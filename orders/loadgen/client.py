@@ -15,7 +15,7 @@ import httpx
 
 ORDERS_PATH = "/api/v1/orders"
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
-# Below gunicorn's keep-alive (2 s): a connection the server is closing is not reused.
+# Well below the web server's idle keep-alive: a connection the server is closing is not reused.
 KEEPALIVE_EXPIRY_S = 1.0
 # httpcore's pool scans every connection for every request: hundreds of them
 # would cost the generator more CPU than the platform. Requests beyond this

@@ -1,4 +1,4 @@
-"""An isolated platform as child processes: web (gunicorn), saga workers, batch worker, beat, relay.
+"""An isolated platform as child processes: web (granian, WSGI), saga workers, batch worker, beat, relay.
 
 Each child runs in a session of its own, so a Ctrl-C reaches only the
 benchmark, which then stops them in order; ``stop`` ends exactly the process
@@ -34,7 +34,7 @@ class Topology:
 
     def describe(self) -> str:
         return (
-            f"gunicorn {self.web_workers} gthread workers x {self.web_threads} threads; "
+            f"granian (WSGI) {self.web_workers} workers x {self.web_threads} threads; "
             f"{self.saga_workers} saga worker(s), {self.saga_pool} pool x {self.saga_concurrency}, prefetch 1; "
             "1 batch worker (solo); beat; 1 relay"
         )
@@ -77,8 +77,10 @@ class Platform:
 
     def commands(self) -> list[tuple[str, str, list[str]]]:
         t = self.topology
-        web = [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{self.port}"]
-        web += ["--workers", str(t.web_workers), "--threads", str(t.web_threads), "--worker-class", "gthread"]
+        # As the Procfile's web: granian's Rust HTTP server, the WSGI application in blocking threads.
+        web = [sys.executable, "-m", "granian", "--interface", "wsgi", "--host", "127.0.0.1", "--port", str(self.port)]
+        web += ["--workers", str(t.web_workers), "--blocking-threads", str(t.web_threads), "--runtime-threads", "1"]
+        web += ["--respawn-failed-workers", "--workers-kill-timeout", "20", "config.wsgi:application"]
         saga = ["worker", "--loglevel", "INFO", "--concurrency", str(t.saga_concurrency), "--pool", t.saga_pool]
         saga += ["--queues", SAGA_QUEUES, "--prefetch-multiplier", "1"]
         batch = ["worker", "--loglevel", "INFO", "--concurrency", "1", "--pool", "solo", "--queues", BATCH_QUEUE]
