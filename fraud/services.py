@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from django.db.models import F
+from django.db import connections
 from django.utils import timezone
 
 from fraud import rules
@@ -12,15 +12,24 @@ from fraud.models import Assessment, CustomerProfile
 from messaging.api import create_once
 
 VELOCITY_WINDOW = timedelta(hours=1)
+ALIAS = "fraud"
+# Run for every order and every confirmation: written once, not rebuilt by the ORM on each call.
+_COUNT_RECENT = f'SELECT count(*) FROM "{Assessment._meta.db_table}" WHERE "customer_id" = %s AND "created_at" >= %s'
+_PROFILE = CustomerProfile._meta.db_table
+_RECORD_CONFIRMED = (
+    f'INSERT INTO "{_PROFILE}" AS p ("customer_id", "confirmed_orders", "confirmed_amount_minor", '
+    '"last_confirmed_at") VALUES (%s, 1, %s, %s) ON CONFLICT ("customer_id") DO UPDATE SET '
+    '"confirmed_orders" = p."confirmed_orders" + 1, '
+    '"confirmed_amount_minor" = p."confirmed_amount_minor" + EXCLUDED."confirmed_amount_minor", '
+    '"last_confirmed_at" = EXCLUDED."last_confirmed_at"'
+)
 
 
 def assessment_create(
     *, order_id: uuid.UUID, customer_id: str, amount_minor: int, currency: str, region: str, shipping_country: str
 ) -> Assessment:
     """Score an order once; a repeated call returns the first assessment."""
-    recent = Assessment.objects.filter(
-        customer_id=customer_id, created_at__gte=timezone.now() - VELOCITY_WINDOW
-    ).count()
+    recent = _assessments_since(customer_id, timezone.now() - VELOCITY_WINDOW)
     points, reasons = rules.score(
         rules.Facts(
             amount_minor=amount_minor,
@@ -54,16 +63,16 @@ def assessment_create(
 
 
 def customer_profile_record_confirmed(*, customer_id: str, amount_minor: int) -> None:
-    """Count a confirmed order for the customer; call inside the consumer's transaction."""
-    updated = CustomerProfile.objects.filter(customer_id=customer_id).update(
-        confirmed_orders=F("confirmed_orders") + 1,
-        confirmed_amount_minor=F("confirmed_amount_minor") + amount_minor,
-        last_confirmed_at=timezone.now(),
-    )
-    if not updated:
-        CustomerProfile.objects.create(
-            customer_id=customer_id,
-            confirmed_orders=1,
-            confirmed_amount_minor=amount_minor,
-            last_confirmed_at=timezone.now(),
-        )
+    """Count a confirmed order for the customer; call inside the consumer's transaction.
+
+    One upsert: a first order creates the profile, a later one adds to it, and two first orders of one
+    customer confirmed at once cannot both try to create it."""
+    with connections[ALIAS].cursor() as cursor:
+        cursor.execute(_RECORD_CONFIRMED, [customer_id, amount_minor, timezone.now()])
+
+
+def _assessments_since(customer_id: str, since: datetime) -> int:
+    with connections[ALIAS].cursor() as cursor:
+        cursor.execute(_COUNT_RECENT, [customer_id, since])
+        (count,) = cursor.fetchone()
+    return int(count)

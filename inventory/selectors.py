@@ -16,6 +16,7 @@ from inventory.contracts import (
     UnknownSku,
 )
 from inventory.models import Reservation, ReservationStatus, StockItem, StockPolicy
+from messaging.api import rows_where
 
 
 def stock_level(*, sku: str) -> StockLevel:
@@ -46,7 +47,7 @@ def stock_level(*, sku: str) -> StockLevel:
 
 
 def lines_priced(*, lines: list[LineRequest], currency: str) -> list[PricedLine]:
-    items = StockItem.objects.in_bulk([line.sku for line in lines])
+    items = {item.sku: item for item in rows_where(StockItem, sku__in=[line.sku for line in lines])}
     priced = []
     for line in lines:
         item = items.get(line.sku)

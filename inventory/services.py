@@ -11,9 +11,10 @@ from django.db.models.functions import Coalesce, Now
 from django.utils import timezone
 
 from inventory.contracts import RESERVATION_EXPIRED, LineRequest, OutOfStock, ReservationLapsed, UnknownSku
+from inventory.counters import units_free, units_hold, units_sell
 from inventory.metrics import RESERVATIONS_EXPIRED
 from inventory.models import InventoryOutbox, Reservation, ReservationStatus, StockItem, StockPolicy
-from messaging.api import atomic_on, insert_rows, outbox_append, rows_where
+from messaging.api import atomic_on, insert_rows, outbox_append, rows_where, update_where
 
 atomic = atomic_on("inventory")
 
@@ -54,18 +55,14 @@ def reservation_hold(*, order_id: uuid.UUID, lines: list[LineRequest], ttl: time
         if existing:
             return existing
         expires_at = timezone.now() + ttl
-        policies = dict(StockItem.objects.filter(sku__in=[line.sku for line in lines]).values_list("sku", "policy"))
+        policies = {item.sku: item.policy for item in rows_where(StockItem, sku__in=[line.sku for line in lines])}
         reservations = []
         for sku, quantity in _merge(lines):
             policy = policies.get(sku)
             if policy is None:
                 raise UnknownSku(sku)
-            if policy == StockPolicy.STRICT:
-                held = StockItem.objects.filter(sku=sku, on_hand__gte=F("reserved") + quantity).update(
-                    reserved=F("reserved") + quantity
-                )
-                if not held:
-                    raise OutOfStock(sku, quantity)
+            if policy == StockPolicy.STRICT and not units_hold(sku=sku, quantity=quantity):
+                raise OutOfStock(sku, quantity)
             reservations.append(
                 Reservation(order_id=order_id, sku=sku, quantity=quantity, policy=policy, expires_at=expires_at)
             )
@@ -95,17 +92,20 @@ def reservation_commit(*, order_id: uuid.UUID) -> int:
             # EVENTUAL sales are booked later, in bulk, by eventual_sales_settle:
             # the order path never touches a hot stock row.
             if r.policy == StockPolicy.STRICT:
-                StockItem.objects.filter(sku=r.sku).update(
-                    on_hand=F("on_hand") - r.quantity, reserved=F("reserved") - r.quantity, sold=F("sold") + r.quantity
-                )
-        Reservation.objects.filter(pk__in=[r.pk for r in held]).update(status=ReservationStatus.COMMITTED)
+                units_sell(sku=r.sku, quantity=r.quantity)
+        if held:
+            update_where(
+                Reservation,
+                where={"id__in": [r.pk for r in held]},
+                values={"status": ReservationStatus.COMMITTED, "updated_at": timezone.now()},
+            )
         return len(held)
 
 
 def _release(held: list[Reservation]) -> None:
     for r in held:
         if r.policy == StockPolicy.STRICT:
-            StockItem.objects.filter(sku=r.sku).update(reserved=F("reserved") - r.quantity)
+            units_free(sku=r.sku, quantity=r.quantity)
     Reservation.objects.filter(pk__in=[r.pk for r in held]).update(status=ReservationStatus.RELEASED)
 
 

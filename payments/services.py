@@ -77,10 +77,14 @@ def _post(order_id: uuid.UUID, *, debit: str, credit: str, amount_minor: int, cu
 
 def capture_create(*, order_id: uuid.UUID) -> Capture:
     """Capture the authorized amount, at most once per order."""
-    auth = Authorization.objects.select_related("capture").get(order_id=order_id)
-    if hasattr(auth, "capture"):
-        return auth.capture
-    if auth.status != AuthorizationStatus.AUTHORIZED:
+    found = rows_where(Authorization, order_id=order_id)
+    if not found:
+        raise Authorization.DoesNotExist(f"order {order_id} has no authorization")
+    auth = found[0]
+    if auth.status != AuthorizationStatus.AUTHORIZED:  # a capture turns it CAPTURED in its own transaction
+        done = rows_where(Capture, order_id=order_id)
+        if done:
+            return done[0]
         raise Authorization.DoesNotExist(f"order {order_id} has no open authorization ({auth.status})")
     result = _gateway(
         "capture",

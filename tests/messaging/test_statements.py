@@ -109,3 +109,32 @@ def test_a_row_can_be_locked_and_null_is_refused_as_a_filter() -> None:
 
     with pytest.raises(ValueError, match="__isnull"):
         rows_where(Order, id=None)
+
+
+def test_a_collection_filter_matches_any_of_its_values_in_one_statement_shape() -> None:
+    orders = [_order(customer_id=f"c-{n}") for n in range(3)]
+    insert_rows(orders)
+    OrderLine.objects.bulk_create(
+        [OrderLine(order=o, sku=f"S{n}", quantity=1, unit_price_minor=7) for n, o in enumerate(orders)]
+    )
+    sent: list[str] = []
+
+    def spy(execute, sql, *rest):  # type: ignore[no-untyped-def]
+        sent.append(sql)
+        return execute(sql, *rest)
+
+    with connections["orders"].execute_wrapper(spy):
+        two = rows_where(Order, id__in=[orders[0].id, orders[2].id], order_by=("customer_id",))
+        one = rows_where(OrderLine, sku__in=("S1",))
+        none = rows_where(OrderLine, sku__in=[])
+        changed = update_where(OrderLine, where={"sku__in": ["S0", "S2", "S9"]}, values={"quantity": 5})
+
+    assert [o.customer_id for o in two] == ["c-0", "c-2"]
+    assert [line.order_id for line in one] == [orders[1].id]
+    assert none == []
+    assert changed == 2
+    assert dict(OrderLine.objects.values_list("sku", "quantity")) == {"S0": 5, "S1": 1, "S2": 5}
+    assert sent[1] == sent[2]  # one statement whatever the number of values
+    assert all("ANY(%s)" in sql for sql in sent)
+    with pytest.raises(ValueError, match="collection"):
+        rows_where(OrderLine, sku__in="S1")

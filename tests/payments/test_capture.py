@@ -1,0 +1,57 @@
+"""A capture happens once per order, and a repeated call answers from the record."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from payments.api import authorize_payment, capture_payment, refund_payment
+from payments.contracts import PaymentDeclined
+from payments.models import Authorization, Capture, LedgerEntry
+
+
+def _capture_journals(order_id: uuid.UUID) -> int:
+    return LedgerEntry.objects.filter(order_id=order_id, memo="capture").values("journal_id").distinct().count()
+
+
+def _authorized(token: str = "tok_ok") -> uuid.UUID:
+    order_id = uuid.uuid4()
+    authorize_payment(order_id=order_id, amount_minor=4_200, currency="EUR", token=token)
+    return order_id
+
+
+def test_a_repeated_capture_is_one_capture_and_one_posting() -> None:
+    order_id = _authorized()
+
+    capture_payment(order_id=order_id)
+    capture_payment(order_id=order_id)
+
+    assert Capture.objects.filter(order_id=order_id).count() == 1
+    assert Authorization.objects.get(order_id=order_id).status == "captured"
+    assert _capture_journals(order_id) == 1
+
+
+def test_a_capture_repeated_after_the_refund_answers_from_the_record() -> None:
+    order_id = _authorized()
+    capture_payment(order_id=order_id)
+    refund_payment(order_id=order_id)
+    captured = Capture.objects.get(order_id=order_id)
+
+    capture_payment(order_id=order_id)  # e.g. a saga run that died after its capture, replayed late
+
+    assert list(Capture.objects.filter(order_id=order_id)) == [captured]
+    assert Authorization.objects.get(order_id=order_id).status == "refunded"
+    assert _capture_journals(order_id) == 1
+
+
+def test_nothing_is_captured_without_an_open_authorization() -> None:
+    declined = uuid.uuid4()
+    with pytest.raises(PaymentDeclined):
+        authorize_payment(order_id=declined, amount_minor=4_200, currency="EUR", token="tok_declined")
+
+    with pytest.raises(Authorization.DoesNotExist, match="no open authorization"):
+        capture_payment(order_id=declined)
+    with pytest.raises(Authorization.DoesNotExist, match="no authorization"):
+        capture_payment(order_id=uuid.uuid4())
+    assert not Capture.objects.filter(order_id=declined).exists()
