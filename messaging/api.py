@@ -4,7 +4,7 @@ from messaging.adapters import AdapterUnavailable, breaker_state, call_adapter
 from messaging.consumers import apply_once, consumer
 from messaging.context import bound
 from messaging.contracts import BusinessError, Envelope, TransientError
-from messaging.db import atomic_on, create_once, insert_rows, rows_where, update_where
+from messaging.db import atomic_on, create_once, insert_rows, model_columns, rows_of, rows_where, update_where
 from messaging.dead_letters import (
     DeadLetterNotActionable,
     dead_letter_discard,
@@ -51,6 +51,7 @@ __all__ = [
     "fault_profile",
     "insert_rows",
     "load_all_consumers",
+    "model_columns",
     "notify_trigger_sql",
     "outbox_append",
     "outbox_backlog",
@@ -58,6 +59,7 @@ __all__ = [
     "queue_wait",
     "redis_client",
     "register_scrape_collector",
+    "rows_of",
     "rows_where",
     "set_fault_profile",
     "span",

@@ -134,26 +134,70 @@ def update_where(model: type[models.Model], *, where: Mapping[str, Any], values:
         return cursor.rowcount
 
 
+Converters = tuple[tuple[int, Callable[..., Any], Any], ...]
+
+
 @functools.cache
-def _select_sql(
-    model: type[models.Model], where: tuple[str, ...], order_by: tuple[str, ...], for_update: bool, alias: str
-) -> tuple[str, tuple[str, ...], tuple[tuple[int, Callable[..., Any], Any], ...], tuple[Field, ...]]:
+def _reading(model: type[models.Model], alias: str) -> tuple[str, tuple[str, ...], Converters]:
+    """The model's columns (quoted, in field order), their attribute names and the converters of their values."""
     meta = model._meta
     connection = connections[alias]
-    quote = connection.ops.quote_name
     fields = meta.concrete_fields
     converters = []
     for index, f in enumerate(fields):
         col = f.get_col(meta.db_table)
         converters += [(index, c, col) for c in connection.ops.get_db_converters(col) + f.get_db_converters(connection)]
-    sql = f"SELECT {', '.join(quote(f.column) for f in fields)} FROM {quote(meta.db_table)}"
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    return columns, tuple(f.attname for f in fields), tuple(converters)
+
+
+def model_columns(model: type[models.Model]) -> str:
+    """The model's columns, quoted and in the order ``rows_of`` reads them."""
+    return _reading(model, router.db_for_read(model))[0]
+
+
+def _instances(model: type[M], alias: str, rows: list[tuple[Any, ...]], extra: tuple[str, ...] = ()) -> list[M]:
+    connection = connections[alias]
+    _, attnames, converters = _reading(model, alias)
+    width = len(attnames)
+    found = []
+    for row in rows:
+        values = list(row[:width])
+        for index, convert, col in converters:
+            values[index] = convert(values[index], col, connection)
+        obj = model.from_db(alias, attnames, values)
+        for name, value in zip(extra, row[width:], strict=True):
+            setattr(obj, name, value)
+        found.append(obj)
+    return found
+
+
+def rows_of(model: type[M], sql: str, params: Sequence[Any], *, extra: tuple[str, ...] = ()) -> list[M]:
+    """Instances from a statement of one's own whose first columns are ``model_columns(model)``; the columns
+    after them are set, as they come, on attributes named ``extra`` (what ``Model.objects.raw`` does, without
+    its per-call resolution of columns to fields)."""
+    alias = router.db_for_read(model)
+    with connections[alias].cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    return _instances(model, alias, rows, extra)
+
+
+@functools.cache
+def _select_sql(
+    model: type[models.Model], where: tuple[str, ...], order_by: tuple[str, ...], for_update: bool, alias: str
+) -> tuple[str, tuple[Field, ...]]:
+    meta = model._meta
+    quote = connections[alias].ops.quote_name
+    columns, _, _ = _reading(model, alias)
+    sql = f"SELECT {columns} FROM {quote(meta.db_table)}"
     if where:
         sql += f" WHERE {_where(meta, where, alias)}"
     if order_by:
         sql += " ORDER BY " + ", ".join(quote(_field(meta, name).column) for name in order_by)
     if for_update:
         sql += " FOR UPDATE"
-    return sql, tuple(f.attname for f in fields), tuple(converters), tuple(_field(meta, name) for name in where)
+    return sql, tuple(_field(meta, name) for name in where)
 
 
 def rows_where(model: type[M], *, order_by: tuple[str, ...] = (), for_update: bool = False, **where: Any) -> list[M]:
@@ -161,14 +205,8 @@ def rows_where(model: type[M], *, order_by: tuple[str, ...] = (), for_update: bo
     ORM would build them."""
     alias = router.db_for_read(model)
     connection = connections[alias]
-    sql, attnames, converters, where_fields = _select_sql(model, tuple(where), order_by, for_update, alias)
+    sql, where_fields = _select_sql(model, tuple(where), order_by, for_update, alias)
     with connection.cursor() as cursor:
         cursor.execute(sql, _where_values(where, where_fields, connection))
         rows = cursor.fetchall()
-    found = []
-    for row in rows:
-        values = list(row)
-        for index, convert, col in converters:
-            values[index] = convert(values[index], col, connection)
-        found.append(model.from_db(alias, attnames, values))
-    return found
+    return _instances(model, alias, rows)

@@ -9,7 +9,7 @@ import pytest
 from django.db import connections
 from django.utils import timezone
 
-from messaging.api import insert_rows, rows_where, update_where
+from messaging.api import insert_rows, model_columns, rows_of, rows_where, update_where
 from orders.models import Order, OrderHistory, OrderLine
 
 
@@ -138,3 +138,15 @@ def test_a_collection_filter_matches_any_of_its_values_in_one_statement_shape() 
     assert all("ANY(%s)" in sql for sql in sent)
     with pytest.raises(ValueError, match="collection"):
         rows_where(OrderLine, sku__in="S1")
+
+
+def test_rows_of_a_statement_of_one_s_own_read_as_the_orm_s_with_extra_columns() -> None:
+    order = Order.objects.create(**_values(_order(completed_steps=["screen"]), Order))
+    sql = f'SELECT {model_columns(Order)}, 41 + 1, ARRAY[%s] FROM "orders_order" WHERE "id" = %s'
+
+    (mine,) = rows_of(Order, sql, ["x", order.id], extra=("answer", "tags"))
+
+    assert _values(mine, Order) == _values(Order.objects.get(pk=order.id), Order)
+    assert (mine.answer, mine.tags) == (42, ["x"])  # type: ignore[attr-defined]
+    assert mine._state.adding is False and mine._state.db == "orders"
+    assert rows_of(Order, sql, ["x", uuid.uuid4()]) == []
