@@ -11,7 +11,6 @@ from pathlib import Path
 from rich.console import Console
 
 from orders.loadgen.catalogue import default_catalogue, seed_stock
-from orders.loadgen.client import quiet_http_logs
 from orders.loadgen.consistency import ConsistencyReport, check_consistency
 from orders.loadgen.costs import costs_table
 from orders.loadgen.isolation import (
@@ -220,7 +219,6 @@ def run_bench(plan: BenchPlan, console: Console) -> BenchResult:
 
 def _run_exclusive(plan: BenchPlan, console: Console, database: str) -> BenchResult:
     redis_db = bench_redis_db()
-    quiet_http_logs()
     code = code_version()
     console.log(f"measuring code {code}")
     console.log(f"resetting database {database} and Redis db {redis_db}, migrating")
