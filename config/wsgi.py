@@ -6,9 +6,10 @@ from django.db import close_old_connections
 from django.urls import get_resolver
 
 from config.heap import freeze_startup_heap
+from config.request_environ import without_process_environment
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-application = get_wsgi_application()
+application = without_process_environment(get_wsgi_application())
 get_resolver().url_patterns  # noqa: B018 - load every view and API schema now, before the heap is frozen
 freeze_startup_heap()
 # Django looks at every alias's connection when a request starts and again when it ends. A web thread

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from django.db import connections
+from django.db import connections, router
 from django.utils import timezone
 
 from fraud import rules
@@ -12,7 +12,7 @@ from fraud.models import Assessment, CustomerProfile
 from messaging.api import create_once
 
 VELOCITY_WINDOW = timedelta(hours=1)
-ALIAS = "fraud"
+ALIAS = router.db_for_write(CustomerProfile)
 # Run for every order and every confirmation: written once, not rebuilt by the ORM on each call.
 _COUNT_RECENT = f'SELECT count(*) FROM "{Assessment._meta.db_table}" WHERE "customer_id" = %s AND "created_at" >= %s'
 _PROFILE = CustomerProfile._meta.db_table

@@ -4,11 +4,11 @@ three times the CPU of the statement itself)."""
 
 from __future__ import annotations
 
-from django.db import connections
+from django.db import connections, router
 
 from inventory.models import StockItem
 
-ALIAS = "inventory"
+ALIAS = router.db_for_write(StockItem)
 _TABLE = StockItem._meta.db_table
 _HOLD = f'UPDATE "{_TABLE}" SET "reserved" = "reserved" + %s WHERE "sku" = %s AND "on_hand" >= "reserved" + %s'
 _SELL = (

@@ -103,9 +103,12 @@ def _where_values(where: Mapping[str, Any], fields: tuple[Field, ...], connectio
     values = []
     for (name, value), f in zip(where.items(), fields, strict=True):
         if name.endswith(IN):
-            if isinstance(value, str | bytes) or any(item is None for item in value):
+            if isinstance(value, str | bytes | Mapping):
+                raise ValueError(f"{name} takes a collection of values, not {type(value).__name__}")
+            items = list(value)  # a generator is read once
+            if any(item is None for item in items):
                 raise ValueError(f"{name} takes a collection of values, none of them NULL")
-            values.append([f.get_db_prep_value(item, connection, prepared=False) for item in value])
+            values.append([f.get_db_prep_value(item, connection, prepared=False) for item in items])
         else:
             values.append(f.get_db_prep_value(value, connection, prepared=False))
     return values

@@ -48,7 +48,13 @@ def error_kind(exc: BaseException) -> str:
         return "timeout"
     if isinstance(exc, aiohttp.ClientConnectorError):
         return "connect_error"
-    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError | aiohttp.ClientPayloadError):
+    if isinstance(
+        exc,
+        aiohttp.ServerDisconnectedError
+        | aiohttp.ClientConnectionResetError
+        | aiohttp.ClientOSError
+        | aiohttp.ClientPayloadError,
+    ):
         return "connection_closed"
     return type(exc).__name__
 
@@ -88,7 +94,9 @@ class PlatformClient:
     async def _send(self, method: str, path: str, *, data: bytes | None = None, headers: dict[str, str]) -> Answer:
         async with self._slots:
             try:
-                async with self._session.request(method, path, data=data, headers=headers) as response:
+                async with self._session.request(
+                    method, path, data=data, headers=headers, allow_redirects=False
+                ) as response:
                     content = await response.read()
             except (aiohttp.ClientError, TimeoutError) as exc:
                 return Answer(status=None, error=error_kind(exc))

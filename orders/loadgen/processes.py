@@ -80,7 +80,8 @@ class Platform:
         # As the Procfile's web: granian's Rust HTTP server, the WSGI application in blocking threads.
         web = [sys.executable, "-m", "granian", "--interface", "wsgi", "--host", "127.0.0.1", "--port", str(self.port)]
         web += ["--workers", str(t.web_workers), "--blocking-threads", str(t.web_threads), "--runtime-threads", "1"]
-        web += ["--respawn-failed-workers", "--workers-kill-timeout", "20", "config.wsgi:application"]
+        web += ["--blocking-threads-idle-timeout", "600", "--respawn-failed-workers", "--workers-kill-timeout", "15"]
+        web += ["config.wsgi:application"]
         saga = ["worker", "--loglevel", "INFO", "--concurrency", str(t.saga_concurrency), "--pool", t.saga_pool]
         saga += ["--queues", SAGA_QUEUES, "--prefetch-multiplier", "1"]
         batch = ["worker", "--loglevel", "INFO", "--concurrency", "1", "--pool", "solo", "--queues", BATCH_QUEUE]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import time
-import urllib.error
 import urllib.request
 
 from config.celery import app
@@ -28,7 +28,7 @@ def relay_ready(base_url: str) -> bool:
     try:
         with urllib.request.urlopen(f"{base_url}/readyz", timeout=5.0) as response:  # noqa: S310 - our own URL
             status, body = response.status, json.loads(response.read())
-    except (OSError, ValueError):  # refused, timed out, 503 (urllib.error.HTTPError), not JSON
+    except (OSError, ValueError, http.client.HTTPException):  # refused, timed out, 503, half-started, not JSON
         return False
     return status == 200 and bool(body.get("relay", {}).get("alive"))
 

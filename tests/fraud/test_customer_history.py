@@ -45,11 +45,12 @@ def test_orders_older_than_the_hour_do_not_count() -> None:
 
 def test_confirmed_orders_add_up_per_customer() -> None:
     customer_profile_record_confirmed(customer_id="c-1", amount_minor=1_500)
-    first = CustomerProfile.objects.get(customer_id="c-1").last_confirmed_at
+    long_ago = timezone.now() - timedelta(days=30)
+    CustomerProfile.objects.filter(customer_id="c-1").update(last_confirmed_at=long_ago)
     customer_profile_record_confirmed(customer_id="c-1", amount_minor=2_500)
     customer_profile_record_confirmed(customer_id="c-2", amount_minor=700)
 
     profiles = {p.customer_id: p for p in CustomerProfile.objects.all()}
     assert (profiles["c-1"].confirmed_orders, profiles["c-1"].confirmed_amount_minor) == (2, 4_000)
     assert (profiles["c-2"].confirmed_orders, profiles["c-2"].confirmed_amount_minor) == (1, 700)
-    assert first is not None and profiles["c-1"].last_confirmed_at >= first
+    assert profiles["c-1"].last_confirmed_at > long_ago + timedelta(days=29)  # the later confirmation's time

@@ -138,6 +138,7 @@ def test_a_collection_filter_matches_any_of_its_values_in_one_statement_shape() 
     assert all("ANY(%s)" in sql for sql in sent)
     with pytest.raises(ValueError, match="collection"):
         rows_where(OrderLine, sku__in="S1")
+    assert [line.sku for line in rows_where(OrderLine, sku__in=(sku for sku in ["S1"]))] == ["S1"]  # read once
 
 
 def test_rows_of_a_statement_of_one_s_own_read_as_the_orm_s_with_extra_columns() -> None:

@@ -27,7 +27,7 @@ def _serve(handler: Callable[[web.Request], Awaitable[web.StreamResponse]], chec
     async def main() -> Any:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", handler)
-        runner = web.AppRunner(app)
+        runner = web.AppRunner(app, handler_cancellation=True)  # a handler still sleeping does not hold cleanup
         await runner.setup()
         port = _free_port()
         await web.TCPSite(runner, "127.0.0.1", port).start()

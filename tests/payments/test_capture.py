@@ -55,3 +55,4 @@ def test_nothing_is_captured_without_an_open_authorization() -> None:
     with pytest.raises(Authorization.DoesNotExist, match="no authorization"):
         capture_payment(order_id=uuid.uuid4())
     assert not Capture.objects.filter(order_id=declined).exists()
+    assert not LedgerEntry.objects.filter(order_id=declined).exists()
