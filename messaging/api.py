@@ -4,7 +4,16 @@ from messaging.adapters import AdapterUnavailable, breaker_state, call_adapter
 from messaging.consumers import apply_once, consumer
 from messaging.context import bound
 from messaging.contracts import BusinessError, Envelope, TransientError
-from messaging.db import atomic_on, create_once, insert_rows, model_columns, rows_of, rows_where, update_where
+from messaging.db import (
+    atomic_on,
+    create_once,
+    insert_rows,
+    model_columns,
+    rows_of,
+    rows_where,
+    update_where,
+    update_where_then_insert,
+)
 from messaging.dead_letters import (
     DeadLetterNotActionable,
     dead_letter_discard,
@@ -65,4 +74,5 @@ __all__ = [
     "span",
     "trace_headers",
     "update_where",
+    "update_where_then_insert",
 ]

@@ -187,6 +187,53 @@ def rows_of(model: type[M], sql: str, params: Sequence[Any], *, extra: tuple[str
 
 
 @functools.cache
+def _update_then_insert_sql(
+    model: type[models.Model], names: tuple[str, ...], where: tuple[str, ...], row_model: type[models.Model], rows: int
+) -> tuple[str, tuple[Field, ...], tuple[Field, ...], tuple[Field, ...]]:
+    alias = router.db_for_write(model)
+    connection = connections[alias]
+    quote = connection.ops.quote_name
+    update, value_fields, where_fields = _update_sql(model, names, where, alias)
+    _, fields = _insert_sql(row_model, 1, alias)
+    # Cast: a parameter in VALUES has no column to take its type from.
+    row = "(" + ", ".join(f"%s::{f.cast_db_type(connection)}" for f in fields) + ")"
+    columns = ", ".join(quote(f.column) for f in fields)
+    sql = (
+        f"WITH moved AS ({update} RETURNING 1) INSERT INTO {quote(row_model._meta.db_table)} ({columns}) "
+        f"SELECT * FROM (VALUES {', '.join([row] * rows)}) AS v WHERE EXISTS (SELECT 1 FROM moved)"
+    )
+    return sql, value_fields, where_fields, fields
+
+
+def update_where_then_insert(
+    model: type[models.Model], *, where: Mapping[str, Any], values: Mapping[str, Any], rows: Sequence[models.Model]
+) -> bool:
+    """``update_where`` and, only if it changed a row, INSERT ``rows`` (instances of one model on the same
+    alias), in one statement: atomic without a transaction of its own, so no ``BEGIN`` and ``COMMIT`` round
+    trips when it runs alone. ``where`` must match one row at most. Returns whether it did."""
+    if not rows:
+        raise ValueError("rows to insert are required: without them use update_where")
+    alias = router.db_for_write(model)
+    connection = connections[alias]
+    row_model = type(rows[0])
+    sql, value_fields, where_fields, fields = _update_then_insert_sql(
+        model, tuple(values), tuple(where), row_model, len(rows)
+    )
+    params = [f.get_db_prep_save(value, connection) for f, value in zip(value_fields, values.values(), strict=True)]
+    params += _where_values(where, where_fields, connection)
+    params += [f.get_db_prep_save(f.pre_save(obj, True), connection) for obj in rows for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        inserted = cursor.rowcount
+    if inserted == 0:
+        return False
+    for obj in rows:
+        obj._state.adding = False
+        obj._state.db = alias
+    return True
+
+
+@functools.cache
 def _select_sql(
     model: type[models.Model], where: tuple[str, ...], order_by: tuple[str, ...], for_update: bool, alias: str
 ) -> tuple[str, tuple[Field, ...]]:

@@ -9,7 +9,7 @@ import pytest
 from django.db import connections
 from django.utils import timezone
 
-from messaging.api import insert_rows, model_columns, rows_of, rows_where, update_where
+from messaging.api import insert_rows, model_columns, rows_of, rows_where, update_where, update_where_then_insert
 from orders.models import Order, OrderHistory, OrderLine
 
 
@@ -151,3 +151,44 @@ def test_rows_of_a_statement_of_one_s_own_read_as_the_orm_s_with_extra_columns()
     assert (mine.answer, mine.tags) == (42, ["x"])  # type: ignore[attr-defined]
     assert mine._state.adding is False and mine._state.db == "orders"
     assert rows_of(Order, sql, ["x", uuid.uuid4()]) == []
+
+
+def test_rows_are_inserted_with_an_update_only_when_it_changed_a_row_in_one_statement() -> None:
+    order = _order()
+    insert_rows([order])
+    sent: list[str] = []
+
+    def spy(execute, sql, *rest):  # type: ignore[no-untyped-def]
+        sent.append(sql)
+        return execute(sql, *rest)
+
+    def history(reason: str) -> list[OrderHistory]:
+        return [
+            OrderHistory(order=order, from_state="pending", to_state="reserving", reason=reason, correlation_id="c"),
+            OrderHistory(order=order, from_state="reserving", to_state="reserved", reason=reason, correlation_id="c"),
+        ]
+
+    with connections["orders"].execute_wrapper(spy):
+        moved = update_where_then_insert(
+            Order,
+            where={"id": order.id, "state": "pending", "version": 0},
+            values={"state": "reserved", "version": 1, "completed_steps": ["screen"]},
+            rows=history("first"),
+        )
+        stale = update_where_then_insert(
+            Order,
+            where={"id": order.id, "state": "pending", "version": 0},
+            values={"state": "reserved", "version": 1},
+            rows=history("second"),
+        )
+
+    assert (moved, stale) == (True, False)
+    stored = Order.objects.get(pk=order.id)
+    assert (stored.state, stored.version, stored.completed_steps) == ("reserved", 1, ["screen"])
+    assert list(OrderHistory.objects.filter(order=order).order_by("id").values_list("to_state", "reason", "actor")) == [
+        ("reserving", "first", "system"),
+        ("reserved", "first", "system"),
+    ]
+    assert len(sent) == 2  # one statement each, no transaction around them
+    with pytest.raises(ValueError, match="required"):
+        update_where_then_insert(Order, where={"id": order.id}, values={"version": 2}, rows=[])
