@@ -4,13 +4,12 @@ its history row and (optionally) an event, in one transaction."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from django.utils import timezone
 from django_fsm import ConcurrentTransition, can_proceed
 
-from messaging.api import insert_rows, outbox_append, update_where, update_where_then_insert
+from messaging.api import outbox_append, update_where, update_where_then_insert
 from orders.db import atomic
 from orders.models import Order, OrderHistory, OrdersOutbox
 
@@ -58,7 +57,7 @@ def order_transition(
     another worker moved the order first (re-read it and decide again)."""
     names = (transition,) if isinstance(transition, str) else tuple(transition)
     moves: list[tuple[str, str]] = []
-    seen_state, seen_version = order.state, order.version
+    seen_state = order.state
     # Set first: a transition's conditions may look at them (the saga's last steps, recorded here).
     for field, value in (fields or {}).items():
         setattr(order, field, value)
@@ -80,50 +79,38 @@ def order_transition(
         )
         for from_state, to_state in moves
     ]
-    changes, now = fields or {}, timezone.now()
-    where = {"id": order.pk, "state": seen_state, "version": seen_version}
-    values = {**changes, "state": order.state, "version": seen_version + 1, "updated_at": now}
     if event:
         with atomic():
-            if not update_where(Order, where=where, values=values):
-                _refuse(order, seen_state, seen_version)
-            _saved(order, changes, now)
-            insert_rows(history)
+            _save_unless_moved(order, seen_state=seen_state, changes=fields or {}, history=history)
             order_event(order, message_type=event, correlation_id=correlation_id, reason=reason)
-    else:
-        # The save and its history in one statement: atomic on its own, no BEGIN and COMMIT round trips.
-        if not update_where_then_insert(Order, where=where, values=values, rows=history):
-            _refuse(order, seen_state, seen_version)
-        _saved(order, changes, now)
+    else:  # one statement, atomic on its own: no BEGIN and COMMIT round trips
+        _save_unless_moved(order, seen_state=seen_state, changes=fields or {}, history=history)
     return order
 
 
-def _refuse(order: Order, seen_state: str, seen_version: int) -> None:
-    raise ConcurrentTransition(f"order {order.id} moved from {seen_state} (version {seen_version}) meanwhile")
-
-
-def _saved(order: Order, changes: dict[str, Any], now: datetime) -> None:
+def _save_unless_moved(
+    order: Order, *, seen_state: str, changes: dict[str, Any], history: Sequence[OrderHistory] = ()
+) -> None:
+    """Save ``changes`` with the order's state, a new version and ``updated_at`` in one conditional UPDATE
+    (with the ``history`` rows it records, in the same statement), refused when the order is no longer in
+    ``seen_state`` at the version this copy holds (a cancel, another worker). What django-fsm's
+    ConcurrentTransitionMixin.save does, plus the version, without Model.save's machinery (half of a
+    transition's CPU in the worker), and without building the query anew each time."""
+    now = timezone.now()
+    where = {"id": order.pk, "state": seen_state, "version": order.version}
+    values = {**changes, "state": order.state, "version": order.version + 1, "updated_at": now}
+    saved = (
+        update_where_then_insert(Order, where=where, values=values, rows=history)
+        if history
+        else update_where(Order, where=where, values=values)
+    )
+    if not saved:
+        raise ConcurrentTransition(f"order {order.id} moved from {seen_state} (version {order.version}) meanwhile")
     for name, value in changes.items():
         setattr(order, name, value)
     order.version += 1
     order.updated_at = now
     order._update_initial_state()  # a later save() of this copy is checked against the state just saved
-
-
-def _save_unless_moved(order: Order, *, seen_state: str, changes: dict[str, Any]) -> None:
-    """Save ``changes`` with the order's state, a new version and ``updated_at`` in one conditional UPDATE,
-    refused when the order is no longer in ``seen_state`` at the version this copy holds (a cancel, another
-    worker). What django-fsm's ConcurrentTransitionMixin.save does, plus the version, without Model.save's
-    machinery (half of a transition's CPU in the worker), and without building the query anew each time."""
-    now = timezone.now()
-    updated = update_where(
-        Order,
-        where={"id": order.pk, "state": seen_state, "version": order.version},
-        values={**changes, "state": order.state, "version": order.version + 1, "updated_at": now},
-    )
-    if not updated:
-        raise ConcurrentTransition(f"order {order.id} moved from {seen_state} (version {order.version}) meanwhile")
-    _saved(order, changes, now)
 
 
 def order_record_step(order: Order, *, steps: Sequence[str], fields: dict[str, Any] | None = None) -> Order:

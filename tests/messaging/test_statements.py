@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
@@ -29,6 +31,19 @@ def _order(**extra: object) -> Order:
         **extra,
     }
     return Order(**fields)
+
+
+@contextmanager
+def statements_sent() -> Iterator[list[str]]:
+    """The SQL sent on the orders alias inside the block, in order."""
+    sent: list[str] = []
+
+    def spy(execute, sql, *rest):  # type: ignore[no-untyped-def]
+        sent.append(sql)
+        return execute(sql, *rest)
+
+    with connections["orders"].execute_wrapper(spy):
+        yield sent
 
 
 def _values(obj: object, model: type) -> dict[str, object]:
@@ -96,13 +111,7 @@ def test_an_update_changes_only_the_rows_that_match_and_says_how_many() -> None:
 def test_a_row_can_be_locked_and_null_is_refused_as_a_filter() -> None:
     order = _order()
     insert_rows([order])
-    sent: list[str] = []
-
-    def spy(execute, sql, *rest):  # type: ignore[no-untyped-def]
-        sent.append(sql)
-        return execute(sql, *rest)
-
-    with connections["orders"].execute_wrapper(spy):
+    with statements_sent() as sent:
         (locked,) = rows_where(Order, id=order.id, for_update=True)
     assert locked.id == order.id
     assert sent[0].endswith(" FOR UPDATE")
@@ -117,13 +126,7 @@ def test_a_collection_filter_matches_any_of_its_values_in_one_statement_shape() 
     OrderLine.objects.bulk_create(
         [OrderLine(order=o, sku=f"S{n}", quantity=1, unit_price_minor=7) for n, o in enumerate(orders)]
     )
-    sent: list[str] = []
-
-    def spy(execute, sql, *rest):  # type: ignore[no-untyped-def]
-        sent.append(sql)
-        return execute(sql, *rest)
-
-    with connections["orders"].execute_wrapper(spy):
+    with statements_sent() as sent:
         two = rows_where(Order, id__in=[orders[0].id, orders[2].id], order_by=("customer_id",))
         one = rows_where(OrderLine, sku__in=("S1",))
         none = rows_where(OrderLine, sku__in=[])
@@ -156,11 +159,6 @@ def test_rows_of_a_statement_of_one_s_own_read_as_the_orm_s_with_extra_columns()
 def test_rows_are_inserted_with_an_update_only_when_it_changed_a_row_in_one_statement() -> None:
     order = _order()
     insert_rows([order])
-    sent: list[str] = []
-
-    def spy(execute, sql, *rest):  # type: ignore[no-untyped-def]
-        sent.append(sql)
-        return execute(sql, *rest)
 
     def history(reason: str) -> list[OrderHistory]:
         return [
@@ -168,7 +166,7 @@ def test_rows_are_inserted_with_an_update_only_when_it_changed_a_row_in_one_stat
             OrderHistory(order=order, from_state="reserving", to_state="reserved", reason=reason, correlation_id="c"),
         ]
 
-    with connections["orders"].execute_wrapper(spy):
+    with statements_sent() as sent:
         moved = update_where_then_insert(
             Order,
             where={"id": order.id, "state": "pending", "version": 0},
