@@ -73,18 +73,56 @@ def _insert_sql(model: type[models.Model], rows: int, alias: str) -> tuple[str, 
     return f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES {', '.join([row] * rows)}", fields
 
 
+def _runs(objs: Sequence[models.Model]) -> list[tuple[type[models.Model], int]]:
+    """Consecutive instances of one model: ``[(model, how many), …]``, in the order given."""
+    runs: list[tuple[type[models.Model], int]] = []
+    for obj in objs:
+        model = type(obj)
+        if runs and runs[-1][0] is model:
+            runs[-1] = (model, runs[-1][1] + 1)
+        else:
+            runs.append((model, 1))
+    return runs
+
+
+def _alias_of(runs: Sequence[tuple[type[models.Model], int]]) -> str:
+    aliases = {router.db_for_write(model) for model, _ in runs}
+    if len(aliases) != 1:
+        raise ValueError(f"rows of one statement must share one database alias, not {sorted(aliases)}")
+    return aliases.pop()
+
+
+@functools.cache
+def _insert_all_sql(runs: tuple[tuple[type[models.Model], int], ...], alias: str) -> str:
+    """One statement for several models' rows: each run but the last an INSERT in a WITH clause. A foreign
+    key to a row of an earlier run holds (Django's constraints are checked at commit, PostgreSQL's
+    immediate ones at the statement's end)."""
+    *first, last = [_insert_sql(model, rows, alias)[0] for model, rows in runs]
+    if not first:
+        return last
+    return "WITH " + ", ".join(f"i{n} AS ({sql})" for n, sql in enumerate(first)) + f" {last}"
+
+
+def _row_values(objs: Sequence[models.Model], alias: str, connection: BaseDatabaseWrapper) -> list[Any]:
+    """Every instance's column values, in ``_insert_sql``'s order, through the fields' own conversions."""
+    return [
+        f.get_db_prep_save(f.pre_save(obj, True), connection)
+        for obj in objs
+        for f in _insert_sql(type(obj), 1, alias)[1]
+    ]
+
+
 def insert_rows(objs: Sequence[models.Model]) -> None:
-    """INSERT instances of one model in one statement, as ``bulk_create`` would (defaults and ``auto_now``
-    applied); a database-generated primary key is not read back."""
+    """INSERT instances in one statement, as ``bulk_create`` would (defaults and ``auto_now`` applied); a
+    database-generated primary key is not read back. Instances of several models (on one alias) go in one
+    statement too, in the order given: a parent before the rows that refer to it."""
     if not objs:
         return
-    model = type(objs[0])
-    alias = router.db_for_write(model)
+    runs = _runs(objs)
+    alias = _alias_of(runs)
     connection = connections[alias]
-    sql, fields = _insert_sql(model, len(objs), alias)
-    values = [f.get_db_prep_save(f.pre_save(obj, True), connection) for obj in objs for f in fields]
     with connection.cursor() as cursor:
-        cursor.execute(sql, values)
+        cursor.execute(_insert_all_sql(tuple(runs), alias), _row_values(objs, alias, connection))
     for obj in objs:
         obj._state.adding = False
         obj._state.db = alias
@@ -188,44 +226,49 @@ def rows_of(model: type[M], sql: str, params: Sequence[Any], *, extra: tuple[str
 
 @functools.cache
 def _update_then_insert_sql(
-    model: type[models.Model], names: tuple[str, ...], where: tuple[str, ...], row_model: type[models.Model], rows: int
-) -> tuple[str, tuple[Field, ...], tuple[Field, ...], tuple[Field, ...]]:
-    alias = router.db_for_write(model)
-    connection = connections[alias]
-    quote = connection.ops.quote_name
+    model: type[models.Model],
+    names: tuple[str, ...],
+    where: tuple[str, ...],
+    runs: tuple[tuple[type[models.Model], int], ...],
+    alias: str,
+) -> tuple[str, tuple[Field, ...], tuple[Field, ...]]:
+    quote = connections[alias].ops.quote_name
     update, value_fields, where_fields = _update_sql(model, names, where, alias)
-    _, fields = _insert_sql(row_model, 1, alias)
-    # Cast: a parameter in VALUES has no column to take its type from.
-    row = "(" + ", ".join(f"%s::{f.cast_db_type(connection)}" for f in fields) + ")"
-    columns = ", ".join(quote(f.column) for f in fields)
-    sql = (
-        f"WITH moved AS ({update} RETURNING 1) INSERT INTO {quote(row_model._meta.db_table)} ({columns}) "
-        f"SELECT * FROM (VALUES {', '.join([row] * rows)}) AS v WHERE EXISTS (SELECT 1 FROM moved)"
-    )
-    return sql, value_fields, where_fields, fields
+    inserts = []
+    for n, (row_model, rows) in enumerate(runs):
+        _, fields = _insert_sql(row_model, 1, alias)
+        # Cast: a parameter in VALUES has no column to take its type from.
+        row = "(" + ", ".join(f"%s::{f.cast_db_type(connections[alias])}" for f in fields) + ")"
+        columns = ", ".join(quote(f.column) for f in fields)
+        inserts.append(
+            f"i{n} AS (INSERT INTO {quote(row_model._meta.db_table)} ({columns}) "
+            f"SELECT * FROM (VALUES {', '.join([row] * rows)}) AS v WHERE EXISTS (SELECT 1 FROM moved))"
+        )
+    # Every data-modifying WITH clause runs to completion whether or not the main query reads it.
+    sql = f"WITH moved AS ({update} RETURNING 1), {', '.join(inserts)} SELECT count(*) FROM moved"
+    return sql, value_fields, where_fields
 
 
 def update_where_then_insert(
     model: type[models.Model], *, where: Mapping[str, Any], values: Mapping[str, Any], rows: Sequence[models.Model]
 ) -> bool:
-    """``update_where`` and, only if it changed a row, INSERT ``rows`` (instances of one model on the same
-    alias), in one statement: atomic without a transaction of its own, so no ``BEGIN`` and ``COMMIT`` round
-    trips when it runs alone. ``where`` must match one row at most. Returns whether it did."""
+    """``update_where`` and, only if it changed a row, INSERT ``rows`` (instances of one model or several, on
+    the same alias, parents before the rows that refer to them), in one statement: atomic without a
+    transaction of its own, so no ``BEGIN`` and ``COMMIT`` round trips when it runs alone. ``where`` must
+    match one row at most. Returns whether it did."""
     if not rows:
         raise ValueError("rows to insert are required: without them use update_where")
-    alias = router.db_for_write(model)
+    runs = _runs(rows)
+    alias = _alias_of([(model, 1), *runs])
     connection = connections[alias]
-    row_model = type(rows[0])
-    sql, value_fields, where_fields, fields = _update_then_insert_sql(
-        model, tuple(values), tuple(where), row_model, len(rows)
-    )
+    sql, value_fields, where_fields = _update_then_insert_sql(model, tuple(values), tuple(where), tuple(runs), alias)
     params = [f.get_db_prep_save(value, connection) for f, value in zip(value_fields, values.values(), strict=True)]
     params += _where_values(where, where_fields, connection)
-    params += [f.get_db_prep_save(f.pre_save(obj, True), connection) for obj in rows for f in fields]
+    params += _row_values(rows, alias, connection)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        inserted = cursor.rowcount
-    if inserted == 0:
+        (moved,) = cursor.fetchone()
+    if not moved:
         return False
     for obj in rows:
         obj._state.adding = False

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NotRequired, TypedDict, TypeVar, Unpack
 
 from django.db import connections
 
@@ -11,41 +11,42 @@ from messaging.models import OutboxMessage
 from messaging.tracing import trace_headers
 
 NOTIFY_CHANNEL = "outbox"
+M = TypeVar("M", bound=OutboxMessage)
 
 
 class OutboxOutsideTransaction(RuntimeError):
     """An outbox row must commit with the state change it announces."""
 
 
-def outbox_append(
-    *,
-    model: type[OutboxMessage],
-    message_type: str,
-    aggregate_id: str,
-    sequence: int,
-    payload: dict[str, Any],
-    correlation_id: str,
-    causation_id: str = "",
-    region: str = "",
-    version: int = 1,
-    headers: dict[str, Any] | None = None,
-) -> OutboxMessage:
+class MessageFields(TypedDict):
+    message_type: str
+    aggregate_id: str
+    sequence: int
+    payload: dict[str, Any]
+    correlation_id: str
+    causation_id: NotRequired[str]
+    region: NotRequired[str]
+    version: NotRequired[int]
+    headers: NotRequired[dict[str, Any] | None]
+
+
+def outbox_message(*, model: type[M], **fields: Unpack[MessageFields]) -> M:
+    """An outbox row, not yet written: for a statement that writes it with the change it announces
+    (``update_where_then_insert``, or ``insert_rows`` of several models inside the module's transaction)."""
+    headers = fields.pop("headers", None) or {}
+    return model(**fields, headers={**trace_headers(), **headers})
+
+
+def outbox_append(*, model: type[M], **fields: Unpack[MessageFields]) -> M:
+    """Write an outbox row inside the module's open transaction."""
     alias = model.objects.db
     if not connections[alias].in_atomic_block:
-        raise OutboxOutsideTransaction(f"{message_type} must be written inside transaction.atomic(using={alias!r})")
-    message = model(
-        message_type=message_type,
-        version=version,
-        aggregate_id=aggregate_id,
-        sequence=sequence,
-        payload=payload,
-        correlation_id=correlation_id,
-        causation_id=causation_id,
-        region=region,
-        headers={**trace_headers(), **(headers or {})},
-    )
-    insert_rows([message])
-    return message
+        raise OutboxOutsideTransaction(
+            f"{fields['message_type']} must be written inside transaction.atomic(using={alias!r})"
+        )
+    row = outbox_message(model=model, **fields)
+    insert_rows([row])
+    return row
 
 
 def notify_trigger_sql(table: str) -> tuple[str, str]:

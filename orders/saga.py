@@ -38,7 +38,7 @@ from fraud.api import assess_order
 from fraud.contracts import Decision, FraudRejected
 from inventory.api import commit_stock, release_stock, reserve_stock, return_stock
 from inventory.contracts import LineRequest
-from messaging.api import BusinessError, TransientError, bound, crash_point, rows_where, span
+from messaging.api import BusinessError, TransientError, bound, crash_point, insert_rows, rows_where, span
 from orders.contracts import (
     COMPENSATE_ORDER,
     ORDER_CANCELLED,
@@ -46,7 +46,7 @@ from orders.contracts import (
     ORDER_NEEDS_ATTENTION,
     ORDER_REJECTED,
 )
-from orders.db import ALIAS, atomic
+from orders.db import ALIAS
 from orders.metrics import SAGA_OUTCOMES, SAGA_STEP_SECONDS
 from orders.models import CONFIRMATION_STEPS, RESERVATION_STEPS, RESTING_STATES, Order, OrderLine, OrderState
 from orders.selectors import order_moved
@@ -232,8 +232,7 @@ def _finished(order: Order, *, started_in: str) -> str:
 
 def _request_compensation(order: Order, *, correlation_id: str, cause: str) -> None:
     """Hand the compensation to its own queue, where it is retried with backoff."""
-    with atomic():
-        order_event(order, message_type=COMPENSATE_ORDER, correlation_id=correlation_id, reason=cause)
+    insert_rows([order_event(order, message_type=COMPENSATE_ORDER, correlation_id=correlation_id, reason=cause)])
 
 
 def _escalate(order: Order, *, reason: str, correlation_id: str) -> Order:

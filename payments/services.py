@@ -8,7 +8,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 
-from messaging.api import atomic_on, call_adapter, create_once, insert_rows, rows_where, update_where
+from messaging.api import (
+    atomic_on,
+    call_adapter,
+    create_once,
+    insert_rows,
+    rows_where,
+    update_where_then_insert,
+)
 from payments.contracts import PaymentDeclined
 from payments.gateway import GatewayResult, payment_gateway
 from payments.models import Authorization, AuthorizationStatus, Capture, LedgerAccount, LedgerEntry, Refund
@@ -51,28 +58,20 @@ def authorization_create(*, order_id: uuid.UUID, amount_minor: int, currency: st
     return existing
 
 
-def _post(order_id: uuid.UUID, *, debit: str, credit: str, amount_minor: int, currency: str, memo: str) -> None:
+def _journal(
+    order_id: uuid.UUID, *, debit: str, credit: str, amount_minor: int, currency: str, memo: str
+) -> list[LedgerEntry]:
+    """One movement's two entries, not yet written."""
     journal = uuid.uuid4()
-    insert_rows(
-        [
-            LedgerEntry(
-                journal_id=journal,
-                order_id=order_id,
-                account=debit,
-                debit_minor=amount_minor,
-                currency=currency,
-                memo=memo,
-            ),
-            LedgerEntry(
-                journal_id=journal,
-                order_id=order_id,
-                account=credit,
-                credit_minor=amount_minor,
-                currency=currency,
-                memo=memo,
-            ),
-        ]
-    )
+    entry = {"journal_id": journal, "order_id": order_id, "currency": currency, "memo": memo}
+    return [
+        LedgerEntry(**entry, account=debit, debit_minor=amount_minor),
+        LedgerEntry(**entry, account=credit, credit_minor=amount_minor),
+    ]
+
+
+def _post(order_id: uuid.UUID, *, debit: str, credit: str, amount_minor: int, currency: str, memo: str) -> None:
+    insert_rows(_journal(order_id, debit=debit, credit=credit, amount_minor=amount_minor, currency=currency, memo=memo))
 
 
 def capture_create(*, order_id: uuid.UUID) -> Capture:
@@ -97,28 +96,34 @@ def capture_create(*, order_id: uuid.UUID) -> Capture:
     )
     if not result.approved:
         raise PaymentDeclined(result.decline_code or "capture_declined")
-    with atomic():
-        capture, created = create_once(
-            Capture,
-            order_id=order_id,
-            defaults={
-                "authorization": auth,
-                "amount_minor": auth.amount_minor,
-                "currency": auth.currency,
-                "gateway_reference": result.reference,
-            },
-        )
-        if created:
-            update_where(Authorization, where={"id": auth.pk}, values={"status": AuthorizationStatus.CAPTURED})
-            _post(
-                order_id,
-                debit=LedgerAccount.GATEWAY_CLEARING,
-                credit=LedgerAccount.SALES,
-                amount_minor=capture.amount_minor,
-                currency=capture.currency,
-                memo="capture",
-            )
-    return capture
+    capture = Capture(
+        order_id=order_id,
+        authorization=auth,
+        amount_minor=auth.amount_minor,
+        currency=auth.currency,
+        gateway_reference=result.reference,
+    )
+    entries = _journal(
+        order_id,
+        debit=LedgerAccount.GATEWAY_CLEARING,
+        credit=LedgerAccount.SALES,
+        amount_minor=capture.amount_minor,
+        currency=capture.currency,
+        memo="capture",
+    )
+    # The authorization turns CAPTURED only from AUTHORIZED (not over a void that came first), and the
+    # capture and its ledger entries are written with it, in one statement.
+    if update_where_then_insert(
+        Authorization,
+        where={"id": auth.pk, "status": AuthorizationStatus.AUTHORIZED},
+        values={"status": AuthorizationStatus.CAPTURED},
+        rows=[capture, *entries],
+    ):
+        return capture
+    done = rows_where(Capture, order_id=order_id)  # another run of this step got there first
+    if done:
+        return done[0]
+    raise Authorization.DoesNotExist(f"order {order_id}'s authorization was no longer open when captured")
 
 
 def authorization_void(*, order_id: uuid.UUID) -> bool:

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from inventory.api import price_lines
 from inventory.contracts import LineRequest
-from messaging.api import BusinessError, insert_rows, outbox_append, rows_where
+from messaging.api import BusinessError, insert_rows, outbox_message, rows_where
 from orders.contracts import START_SAGA
 from orders.db import ALIAS, atomic
 from orders.models import IdempotencyRecord, Order, OrderHistory, OrderLine, OrdersOutbox, OrderState
@@ -109,15 +109,16 @@ def order_place(*, client_id: uuid.UUID, idempotency_key: str, request: OrderReq
             deadline_at=now + timedelta(seconds=settings.ORDER_SAGA_DEADLINE_S),
             created_at=now,
         )
-        insert_rows([order])
+        body = {"id": str(order.id), "state": order.state, "url": f"/api/v1/orders/{order.id}"}
+        # The order, its lines, its first history row, the StartSaga message and the idempotency record:
+        # one statement (the order first, as the rest refer to it).
         insert_rows(
             [
-                OrderLine(order=order, sku=p.sku, quantity=p.quantity, unit_price_minor=p.unit_price_minor)
-                for p in priced
-            ]
-        )
-        insert_rows(
-            [
+                order,
+                *(
+                    OrderLine(order=order, sku=p.sku, quantity=p.quantity, unit_price_minor=p.unit_price_minor)
+                    for p in priced
+                ),
                 OrderHistory(
                     order=order,
                     from_state="",
@@ -125,21 +126,16 @@ def order_place(*, client_id: uuid.UUID, idempotency_key: str, request: OrderReq
                     reason="order accepted",
                     actor=f"client:{client_id}",
                     correlation_id=correlation_id,
-                )
-            ]
-        )
-        outbox_append(
-            model=OrdersOutbox,
-            message_type=START_SAGA,
-            aggregate_id=str(order.id),
-            sequence=order.version,
-            region=order.region,
-            correlation_id=correlation_id,
-            payload={"order_id": str(order.id)},
-        )
-        body = {"id": str(order.id), "state": order.state, "url": f"/api/v1/orders/{order.id}"}
-        insert_rows(
-            [
+                ),
+                outbox_message(
+                    model=OrdersOutbox,
+                    message_type=START_SAGA,
+                    aggregate_id=str(order.id),
+                    sequence=order.version,
+                    region=order.region,
+                    correlation_id=correlation_id,
+                    payload={"order_id": str(order.id)},
+                ),
                 IdempotencyRecord(
                     client_id=client_id,
                     key=idempotency_key,
@@ -147,7 +143,7 @@ def order_place(*, client_id: uuid.UUID, idempotency_key: str, request: OrderReq
                     order=order,
                     response_status=202,
                     response_body=body,
-                )
+                ),
             ]
         )
     log.info("order %s accepted", order.id, extra={"order_id": str(order.id), "total_minor": order.total_minor})

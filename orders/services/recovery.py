@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from django.utils import timezone
 
-from messaging.api import queue_wait
+from messaging.api import insert_rows, queue_wait
 from orders.contracts import COMPENSATE_ORDER, RESUME_SAGA, START_SAGA
 from orders.db import atomic
 from orders.models import Order, OrdersOutbox, OrderState
@@ -58,7 +58,8 @@ def orders_recover(*, stale_after: timedelta, limit: int = 500) -> list[tuple[uu
             claimed = Order.objects.filter(pk=order.pk, updated_at=order.updated_at).update(updated_at=now)
             if not claimed:
                 continue
-            order_event(order, message_type=message, correlation_id=str(order.id), reason="recovered after stalling")
+            reason = "recovered after stalling"
+            insert_rows([order_event(order, message_type=message, correlation_id=str(order.id), reason=reason)])
         issued.append((order.id, message))
     return issued
 

@@ -1,5 +1,5 @@
 """The only way an order's state changes: a django-fsm transition, saved with
-its history row and (optionally) an event, in one transaction."""
+its history row and (optionally) an event, in one statement."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from typing import Any
 from django.utils import timezone
 from django_fsm import ConcurrentTransition, can_proceed
 
-from messaging.api import outbox_append, update_where, update_where_then_insert
-from orders.db import atomic
+from messaging.api import outbox_message, update_where, update_where_then_insert
 from orders.models import Order, OrderHistory, OrdersOutbox
 
 
@@ -21,13 +20,22 @@ class TransitionRefused(Exception):
         self.transition = transition
 
 
-def order_event(order: Order, *, message_type: str, correlation_id: str, reason: str = "", **extra: Any) -> None:
-    """Append an orders event to the outbox; call inside the orders transaction."""
-    outbox_append(
+def order_event(
+    order: Order,
+    *,
+    message_type: str,
+    correlation_id: str,
+    reason: str = "",
+    sequence: int | None = None,
+    **extra: Any,
+) -> OrdersOutbox:
+    """An orders event about ``order`` as it is now (numbered with its version unless ``sequence`` says
+    otherwise), for the outbox: not yet written."""
+    return outbox_message(
         model=OrdersOutbox,
         message_type=message_type,
         aggregate_id=str(order.id),
-        sequence=order.version,
+        sequence=order.version if sequence is None else sequence,
         region=order.region,
         correlation_id=correlation_id or str(order.id),
         payload={
@@ -79,20 +87,23 @@ def order_transition(
         )
         for from_state, to_state in moves
     ]
-    if event:
-        with atomic():
-            _save_unless_moved(order, seen_state=seen_state, changes=fields or {}, history=history)
-            order_event(order, message_type=event, correlation_id=correlation_id, reason=reason)
-    else:  # one statement, atomic on its own: no BEGIN and COMMIT round trips
-        _save_unless_moved(order, seen_state=seen_state, changes=fields or {}, history=history)
+    rows: list[OrderHistory | OrdersOutbox] = list(history)
+    if event:  # numbered with the version this transition saves
+        rows.append(
+            order_event(
+                order, message_type=event, correlation_id=correlation_id, reason=reason, sequence=order.version + 1
+            )
+        )
+    # One statement, atomic on its own: no BEGIN and COMMIT round trips.
+    _save_unless_moved(order, seen_state=seen_state, changes=fields or {}, rows=rows)
     return order
 
 
 def _save_unless_moved(
-    order: Order, *, seen_state: str, changes: dict[str, Any], history: Sequence[OrderHistory] = ()
+    order: Order, *, seen_state: str, changes: dict[str, Any], rows: Sequence[OrderHistory | OrdersOutbox] = ()
 ) -> None:
     """Save ``changes`` with the order's state, a new version and ``updated_at`` in one conditional UPDATE
-    (with the ``history`` rows it records, in the same statement), refused when the order is no longer in
+    (with the history and outbox ``rows`` it records, in the same statement), refused when the order is no longer in
     ``seen_state`` at the version this copy holds (a cancel, another worker). What django-fsm's
     ConcurrentTransitionMixin.save does, plus the version, without Model.save's machinery (half of a
     transition's CPU in the worker), and without building the query anew each time."""
@@ -100,8 +111,8 @@ def _save_unless_moved(
     where = {"id": order.pk, "state": seen_state, "version": order.version}
     values = {**changes, "state": order.state, "version": order.version + 1, "updated_at": now}
     saved = (
-        update_where_then_insert(Order, where=where, values=values, rows=history)
-        if history
+        update_where_then_insert(Order, where=where, values=values, rows=rows)
+        if rows
         else update_where(Order, where=where, values=values)
     )
     if not saved:

@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
-from django.db import connections
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from messaging.api import insert_rows, model_columns, rows_of, rows_where, update_where, update_where_then_insert
-from orders.models import Order, OrderHistory, OrderLine
+from inventory.models import StockItem
+from messaging.api import (
+    insert_rows,
+    model_columns,
+    outbox_message,
+    rows_of,
+    rows_where,
+    update_where,
+    update_where_then_insert,
+)
+from orders.models import Order, OrderHistory, OrderLine, OrdersOutbox
+from tests.statements import statements_sent
 
 
 def _order(**extra: object) -> Order:
@@ -31,19 +39,6 @@ def _order(**extra: object) -> Order:
         **extra,
     }
     return Order(**fields)
-
-
-@contextmanager
-def statements_sent() -> Iterator[list[str]]:
-    """The SQL sent on the orders alias inside the block, in order."""
-    sent: list[str] = []
-
-    def spy(execute, sql, *rest):  # type: ignore[no-untyped-def]
-        sent.append(sql)
-        return execute(sql, *rest)
-
-    with connections["orders"].execute_wrapper(spy):
-        yield sent
 
 
 def _values(obj: object, model: type) -> dict[str, object]:
@@ -84,6 +79,46 @@ def test_inserted_rows_read_back_as_given_with_defaults_applied() -> None:
         ("r2", "system"),
     ]
     insert_rows([])  # nothing to write is not an error
+
+
+def test_rows_of_several_models_go_in_one_statement_parents_first() -> None:
+    order = _order()
+    lines = [OrderLine(order=order, sku=f"S{n}", quantity=n, unit_price_minor=5) for n in (1, 2)]
+    event = outbox_message(
+        model=OrdersOutbox,
+        message_type="orders.Test",
+        aggregate_id=str(order.id),
+        sequence=0,
+        payload={"order_id": str(order.id)},
+        correlation_id="c",
+    )
+    history = OrderHistory(order=order, from_state="", to_state="pending", reason="r", correlation_id="c")
+
+    with statements_sent() as sent:
+        insert_rows([order, *lines, history, event])
+
+    assert len(sent) == 1
+    assert _values(Order.objects.get(pk=order.id), Order) == _values(order, Order)
+    assert list(OrderLine.objects.filter(order=order).order_by("sku").values_list("sku", "quantity")) == [
+        ("S1", 1),
+        ("S2", 2),
+    ]
+    assert OrderHistory.objects.get(order=order).to_state == "pending"
+    assert OrdersOutbox.objects.get(pk=event.pk).payload == {"order_id": str(order.id)}
+    assert all(obj._state.adding is False for obj in (order, *lines, history, event))
+
+
+def test_one_statement_is_all_or_nothing_and_stays_on_one_alias() -> None:
+    order = _order()
+    insert_rows([order])
+    again = _order(id=order.id)  # the same key: the whole statement fails, its other rows with it
+
+    with pytest.raises(IntegrityError), transaction.atomic(using="orders"):
+        insert_rows([OrderHistory(order=order, from_state="", to_state="x", correlation_id="c"), again])
+
+    assert not OrderHistory.objects.filter(order=order).exists()
+    with pytest.raises(ValueError, match="one database alias"):
+        insert_rows([_order(), StockItem(sku="S", name="s", on_hand=1)])
 
 
 def test_an_update_changes_only_the_rows_that_match_and_says_how_many() -> None:
@@ -190,3 +225,33 @@ def test_rows_are_inserted_with_an_update_only_when_it_changed_a_row_in_one_stat
     assert len(sent) == 2  # one statement each, no transaction around them
     with pytest.raises(ValueError, match="required"):
         update_where_then_insert(Order, where={"id": order.id}, values={"version": 2}, rows=[])
+
+
+def test_rows_of_several_models_follow_the_update_or_none_of_them_do() -> None:
+    order = _order()
+    insert_rows([order])
+
+    def rows(reason: str) -> list[OrderHistory | OrdersOutbox]:
+        return [
+            OrderHistory(order=order, from_state="pending", to_state="reserving", reason=reason, correlation_id="c"),
+            outbox_message(
+                model=OrdersOutbox,
+                message_type="orders.Test",
+                aggregate_id=str(order.id),
+                sequence=1,
+                payload={"reason": reason},
+                correlation_id="c",
+            ),
+        ]
+
+    with statements_sent() as sent:
+        moved = update_where_then_insert(
+            Order, where={"id": order.id, "version": 0}, values={"version": 1}, rows=rows("first")
+        )
+        stale = update_where_then_insert(
+            Order, where={"id": order.id, "version": 0}, values={"version": 1}, rows=rows("second")
+        )
+
+    assert (moved, stale, len(sent)) == (True, False, 2)
+    assert list(OrderHistory.objects.filter(order=order).values_list("reason", flat=True)) == ["first"]
+    assert [m.payload for m in OrdersOutbox.objects.filter(aggregate_id=str(order.id))] == [{"reason": "first"}]

@@ -15,6 +15,7 @@ from django.test import Client
 from orders.models import IdempotencyRecord, Order, OrderHistory, OrderLine, OrdersOutbox
 from orders.saga import saga_run
 from tests.conftest import ApiCaller, order_body, table_counts
+from tests.statements import statements_sent
 
 
 @pytest.fixture
@@ -24,7 +25,8 @@ def sku(stock) -> str:
 
 
 def test_accepts_an_order_in_one_transaction_with_its_saga_message(api_caller: ApiCaller, sku: str) -> None:
-    response = api_caller.place(order_body(sku, 2), key="k-1")
+    with statements_sent() as sent:
+        response = api_caller.place(order_body(sku, 2), key="k-1")
 
     assert response.status_code == 202
     body = response.json()
@@ -38,6 +40,9 @@ def test_accepts_an_order_in_one_transaction_with_its_saga_message(api_caller: A
     message = OrdersOutbox.objects.get()
     assert (message.message_type, message.aggregate_id, message.region) == ("orders.StartSaga", str(order.id), "eu")
     assert message.payload == {"order_id": str(order.id)}
+    assert IdempotencyRecord.objects.get(key="k-1").order_id == order.id
+    inserts = [sql for sql in sent if "INSERT" in sql]
+    assert len(inserts) == 1  # order, line, history, message and idempotency record: one statement
     assert message.published_at is None
 
 

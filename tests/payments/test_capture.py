@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from unittest.mock import patch
 
 import pytest
 
 from payments.api import authorize_payment, capture_payment, refund_payment
 from payments.contracts import PaymentDeclined
-from payments.models import Authorization, Capture, LedgerEntry
+from payments.gateway import FakePaymentGateway
+from payments.models import Authorization, AuthorizationStatus, Capture, LedgerEntry
+from tests.statements import statements_sent
 
 
 def _capture_journals(order_id: uuid.UUID) -> int:
@@ -56,3 +59,37 @@ def test_nothing_is_captured_without_an_open_authorization() -> None:
         capture_payment(order_id=uuid.uuid4())
     assert not Capture.objects.filter(order_id=declined).exists()
     assert not LedgerEntry.objects.filter(order_id=declined).exists()
+
+
+def test_a_void_that_lands_while_the_gateway_captures_is_not_overwritten() -> None:
+    order_id = _authorized()
+    capture = FakePaymentGateway.capture
+
+    def void_meanwhile(self, **kwargs):  # type: ignore[no-untyped-def]
+        Authorization.objects.filter(order_id=order_id).update(status=AuthorizationStatus.VOIDED)
+        return capture(self, **kwargs)
+
+    with (
+        patch.object(FakePaymentGateway, "capture", void_meanwhile),
+        pytest.raises(Authorization.DoesNotExist, match="no longer open"),
+    ):
+        capture_payment(order_id=order_id)
+
+    assert Authorization.objects.get(order_id=order_id).status == AuthorizationStatus.VOIDED
+    assert not Capture.objects.filter(order_id=order_id).exists()
+    assert not LedgerEntry.objects.filter(order_id=order_id, memo="capture").exists()
+
+
+def test_the_capture_its_postings_and_the_authorization_are_written_by_one_statement() -> None:
+    order_id = _authorized()
+
+    with statements_sent("payments") as sent:
+        capture_payment(order_id=order_id)
+
+    writes = [sql for sql in sent if not sql.lstrip().upper().startswith("SELECT")]
+    assert len(writes) == 1, writes
+    assert Capture.objects.get(order_id=order_id).amount_minor == 4_200
+    assert Authorization.objects.get(order_id=order_id).status == AuthorizationStatus.CAPTURED
+    debit, credit = LedgerEntry.objects.filter(order_id=order_id, memo="capture").order_by("debit_minor")
+    assert (debit.credit_minor, credit.debit_minor) == (4_200, 4_200)
+    assert debit.journal_id == credit.journal_id
