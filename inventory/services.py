@@ -11,10 +11,10 @@ from django.db.models.functions import Coalesce, Now
 from django.utils import timezone
 
 from inventory.contracts import RESERVATION_EXPIRED, LineRequest, OutOfStock, ReservationLapsed, UnknownSku
-from inventory.counters import units_free, units_hold, units_sell
+from inventory.counters import units_free, units_hold, units_sell_for_order
 from inventory.metrics import RESERVATIONS_EXPIRED
 from inventory.models import InventoryOutbox, Reservation, ReservationStatus, StockItem, StockPolicy
-from messaging.api import atomic_on, insert_rows, outbox_append, rows_where, update_where
+from messaging.api import atomic_on, insert_rows, outbox_append, rows_where
 
 atomic = atomic_on("inventory")
 
@@ -80,26 +80,12 @@ def reservation_commit(*, order_id: uuid.UUID) -> int:
     Refuses when a hold has lapsed (expired and released): the units may be
     someone else's by now.
     """
-    with atomic():
-        reservations = rows_where(Reservation, order_id=order_id, order_by=("sku",), for_update=True)
-        if not reservations:
-            raise ReservationLapsed(str(order_id), "no reservation")
-        lapsed = [r.sku for r in reservations if r.status in (ReservationStatus.RELEASED, ReservationStatus.RETURNED)]
-        if lapsed:
-            raise ReservationLapsed(str(order_id), ", ".join(lapsed))
-        held = [r for r in reservations if r.status == ReservationStatus.HELD]
-        for r in held:
-            # EVENTUAL sales are booked later, in bulk, by eventual_sales_settle:
-            # the order path never touches a hot stock row.
-            if r.policy == StockPolicy.STRICT:
-                units_sell(sku=r.sku, quantity=r.quantity)
-        if held:
-            update_where(
-                Reservation,
-                where={"id__in": [r.pk for r in held]},
-                values={"status": ReservationStatus.COMMITTED, "updated_at": timezone.now()},
-            )
-        return len(held)
+    sale = units_sell_for_order(order_id=order_id, now=timezone.now())
+    if not sale.reservations:
+        raise ReservationLapsed(str(order_id), "no reservation")
+    if sale.lapsed:
+        raise ReservationLapsed(str(order_id), ", ".join(sale.lapsed))
+    return sale.committed
 
 
 def _release(held: list[Reservation]) -> None:

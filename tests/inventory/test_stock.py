@@ -12,7 +12,7 @@ from django.core.management import CommandError, call_command
 from django.db import IntegrityError, transaction
 
 from inventory.api import get_stock_level, set_stock
-from inventory.contracts import LineRequest, OutOfStock
+from inventory.contracts import LineRequest, OutOfStock, ReservationLapsed
 from inventory.models import Reservation, StockItem
 from inventory.services import (
     eventual_sales_settle,
@@ -21,6 +21,7 @@ from inventory.services import (
     reservation_release,
     reservation_return,
 )
+from tests.statements import statements_sent
 
 TTL = timedelta(minutes=30)
 
@@ -61,6 +62,44 @@ def test_strict_refuses_the_unit_that_is_not_there_and_holds_nothing_of_the_orde
 
     assert level("A") == (5, 0, 5, 0, 0)
     assert not Reservation.objects.filter(order_id=order_id).exists()
+
+
+def test_a_sale_of_several_lines_is_one_statement_and_happens_once() -> None:
+    set_stock(sku="A", on_hand=5, policy="strict")
+    set_stock(sku="B", on_hand=5, policy="strict")
+    set_stock(sku="E", on_hand=5, policy="eventual")
+    order_id = uuid.uuid4()
+    lines = [LineRequest(sku=sku, quantity=2) for sku in ("B", "E", "A")]
+    reservation_hold(order_id=order_id, lines=lines, ttl=TTL)
+
+    with statements_sent("inventory") as sent:
+        committed = reservation_commit(order_id=order_id)
+
+    assert (committed, len(sent)) == (3, 1)
+    assert (level("A"), level("B")) == ((3, 0, 3, 2, 0), (3, 0, 3, 2, 0))
+    assert StockItem.objects.get(sku="E").on_hand == 5  # EVENTUAL: booked later, in bulk
+    assert set(Reservation.objects.filter(order_id=order_id).values_list("status", flat=True)) == {"committed"}
+    assert reservation_commit(order_id=order_id) == 0  # a repeated step sells nothing more
+    assert level("A") == (3, 0, 3, 2, 0)
+
+
+def test_a_sale_with_a_lapsed_line_sells_none_of_the_order() -> None:
+    set_stock(sku="A", on_hand=5, policy="strict")
+    set_stock(sku="B", on_hand=5, policy="strict")
+    order_id = uuid.uuid4()
+    reservation_hold(
+        order_id=order_id, lines=[LineRequest(sku="A", quantity=1), LineRequest(sku="B", quantity=1)], ttl=TTL
+    )
+    Reservation.objects.filter(order_id=order_id, sku="B").update(status="released")
+    StockItem.objects.filter(sku="B").update(reserved=0)
+
+    with pytest.raises(ReservationLapsed, match="B"):
+        reservation_commit(order_id=order_id)
+    with pytest.raises(ReservationLapsed, match="no reservation"):
+        reservation_commit(order_id=uuid.uuid4())
+
+    assert (level("A"), level("B")) == ((5, 1, 4, 0, 0), (5, 0, 5, 0, 0))
+    assert Reservation.objects.get(order_id=order_id, sku="A").status == "held"
 
 
 def test_the_database_refuses_an_oversold_strict_row() -> None:
