@@ -35,7 +35,13 @@ def structured_formatter(fmt: str = "json") -> logging.Formatter:
     )
 
 
-def logging_config(*, level: str = "INFO", fmt: str = "json") -> dict[str, Any]:
+# Celery's own line for every task received and every task succeeded: two lines per message that repeat
+# the consumer's (which carries the message id, order and correlation id), 4 of a worker's 7 lines per
+# order. Failures and retries are logged by the consumer at WARNING and above, and by Celery at ERROR.
+CELERY_PER_TASK_LOGGERS = ("celery.worker.strategy", "celery.app.trace")
+
+
+def logging_config(*, level: str = "INFO", fmt: str = "json", celery_task_level: str = "WARNING") -> dict[str, Any]:
     structlog.configure(
         processors=[*SHARED_PROCESSORS, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
@@ -51,5 +57,6 @@ def logging_config(*, level: str = "INFO", fmt: str = "json") -> dict[str, Any]:
         "loggers": {
             "django.db.backends": {"level": "INFO"},
             "celery": {"level": level},
+            **{name: {"level": celery_task_level} for name in CELERY_PER_TASK_LOGGERS},
         },
     }

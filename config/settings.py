@@ -175,7 +175,11 @@ RECONCILIATION_WINDOW_S = int(os.environ.get("RECONCILIATION_WINDOW_S", str(2 * 
 RECONCILIATION_OUTBOX_STALE_S = int(os.environ.get("RECONCILIATION_OUTBOX_STALE_S", "300"))
 RECONCILIATION_FIX = env_bool("RECONCILIATION_FIX", False)
 
-LOGGING = logging_config(level=os.environ.get("LOG_LEVEL", "INFO"), fmt=os.environ.get("LOG_FORMAT", "json"))
+LOGGING = logging_config(
+    level=os.environ.get("LOG_LEVEL", "INFO"),
+    fmt=os.environ.get("LOG_FORMAT", "json"),
+    celery_task_level=os.environ.get("CELERY_TASK_LOG_LEVEL", "WARNING"),
+)
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- Tracing (OpenTelemetry): off unless OTEL_TRACES=console or otlp.
