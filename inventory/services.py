@@ -14,6 +14,7 @@ from inventory.contracts import RESERVATION_EXPIRED, LineRequest, OutOfStock, Re
 from inventory.counters import units_free, units_hold, units_sell_for_order
 from inventory.metrics import RESERVATIONS_EXPIRED
 from inventory.models import InventoryOutbox, Reservation, ReservationStatus, StockItem, StockPolicy
+from inventory.selectors import hold_facts
 from messaging.api import atomic_on, insert_rows, outbox_append, rows_where
 
 atomic = atomic_on("inventory")
@@ -51,11 +52,10 @@ def _merge(lines: list[LineRequest]) -> list[tuple[str, int]]:
 def reservation_hold(*, order_id: uuid.UUID, lines: list[LineRequest], ttl: timedelta) -> list[Reservation]:
     """Hold stock for an order; all lines or none. Idempotent per order."""
     with atomic():
-        existing = rows_where(Reservation, order_id=order_id)
-        if existing:
-            return existing
+        already_held, policies = hold_facts(order_id=order_id, skus=[line.sku for line in lines])
+        if already_held:
+            return rows_where(Reservation, order_id=order_id)
         expires_at = timezone.now() + ttl
-        policies = {item.sku: item.policy for item in rows_where(StockItem, sku__in=[line.sku for line in lines])}
         reservations = []
         for sku, quantity in _merge(lines):
             policy = policies.get(sku)

@@ -12,7 +12,7 @@ from django.core.management import CommandError, call_command
 from django.db import IntegrityError, transaction
 
 from inventory.api import get_stock_level, set_stock
-from inventory.contracts import LineRequest, OutOfStock, ReservationLapsed
+from inventory.contracts import LineRequest, OutOfStock, ReservationLapsed, UnknownSku
 from inventory.models import Reservation, StockItem
 from inventory.services import (
     eventual_sales_settle,
@@ -113,6 +113,35 @@ def test_holding_twice_for_one_order_holds_once() -> None:
     order_id = hold("S", 2)
     hold("S", 2, order_id)
     assert level("S") == (10, 2, 8, 0, 0)
+
+
+def test_a_hold_names_the_sku_that_does_not_exist_and_holds_nothing() -> None:
+    set_stock(sku="A", on_hand=5, policy="strict")
+    order_id = uuid.uuid4()
+
+    with pytest.raises(UnknownSku, match="NOPE"):
+        reservation_hold(
+            order_id=order_id, lines=[LineRequest(sku="A", quantity=1), LineRequest(sku="NOPE", quantity=1)], ttl=TTL
+        )
+    with pytest.raises(UnknownSku, match="NOPE"):
+        reservation_hold(order_id=order_id, lines=[LineRequest(sku="NOPE", quantity=1)], ttl=TTL)
+
+    assert level("A") == (5, 0, 5, 0, 0)
+    assert not Reservation.objects.filter(order_id=order_id).exists()
+
+
+def test_a_repeated_hold_answers_with_the_first_one_s_reservations() -> None:
+    set_stock(sku="A", on_hand=5, policy="strict")
+    set_stock(sku="E", on_hand=5, policy="eventual")
+    order_id = uuid.uuid4()
+    lines = [LineRequest(sku="E", quantity=1), LineRequest(sku="A", quantity=2)]
+    first = reservation_hold(order_id=order_id, lines=lines, ttl=TTL)
+
+    again = reservation_hold(order_id=order_id, lines=lines, ttl=TTL)
+
+    assert sorted((r.sku, r.quantity, r.policy) for r in again) == [("A", 2, "strict"), ("E", 1, "eventual")]
+    assert {r.pk for r in again} == {r.pk for r in first}
+    assert level("A") == (5, 2, 3, 0, 0)
 
 
 def test_eventual_items_are_sold_without_touching_the_row_then_settled_in_bulk() -> None:
