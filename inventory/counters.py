@@ -19,13 +19,13 @@ _HOLD = f'UPDATE "{_TABLE}" SET "reserved" = "reserved" + %s WHERE "sku" = %s AN
 _FREE = f'UPDATE "{_TABLE}" SET "reserved" = "reserved" - %s WHERE "sku" = %s'
 
 
-# An order's sale in one statement: lock its reservations; unless one has lapsed, turn the held ones
-# COMMITTED and move their STRICT units from reserved to sold, locking those stock rows in SKU order (as
-# every other path does: no deadlock between two orders of the same SKUs). EVENTUAL sales are booked later,
-# in bulk, by eventual_sales_settle: the order path never touches a hot stock row.
+# An order's sale in one statement: lock its reservations (in SKU order, as a release does); unless one has
+# lapsed, turn the held ones COMMITTED and move their STRICT units from reserved to sold, locking those stock
+# rows in SKU order (as every other path does: no deadlock between two orders of the same SKUs). EVENTUAL
+# sales are booked later, in bulk, by eventual_sales_settle: the order path never touches a hot stock row.
 _COMMIT = f"""
 WITH mine AS (
-    SELECT "id", "sku", "status" FROM "{_RESERVATIONS}" WHERE "order_id" = %(order_id)s FOR UPDATE
+    SELECT "id", "sku", "status" FROM "{_RESERVATIONS}" WHERE "order_id" = %(order_id)s ORDER BY "sku" FOR UPDATE
 ), lapsed AS (
     SELECT "sku" FROM mine WHERE "status" IN (%(released)s, %(returned)s)
 ), held AS (

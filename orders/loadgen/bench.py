@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from django.db import connections
 from rich.console import Console
 
 from orders.loadgen.catalogue import default_catalogue, seed_stock
@@ -225,6 +226,8 @@ def _run_exclusive(plan: BenchPlan, console: Console, database: str) -> BenchRes
     reset_database(database)
     reset_redis()
     seeded = seed_stock(default_catalogue())
+    # Migrating opened a connection per alias: give them back before the platform needs the server's slots.
+    connections.close_all()
     platform = Platform(plan.topology, Path(tempfile.mkdtemp(prefix="orders-bench-")))
     monitor = ResourceMonitor(platform, database, bench_redis_port())
     measured = _run_platform(plan, console, platform, monitor)
