@@ -4,6 +4,7 @@ statements without the ORM's per-call query building."""
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
@@ -224,6 +225,10 @@ def rows_of(model: type[M], sql: str, params: Sequence[Any], *, extra: tuple[str
     return _instances(model, alias, rows, extra)
 
 
+def _unmodified(db_type: str) -> str:
+    return re.sub(r"\([^)]*\)", "", db_type)
+
+
 @functools.cache
 def _update_then_insert_sql(
     model: type[models.Model],
@@ -237,8 +242,9 @@ def _update_then_insert_sql(
     inserts = []
     for n, (row_model, rows) in enumerate(runs):
         _, fields = _insert_sql(row_model, 1, alias)
-        # Cast: a parameter in VALUES has no column to take its type from.
-        row = "(" + ", ".join(f"%s::{f.cast_db_type(connections[alias])}" for f in fields) + ")"
+        # Cast: a parameter in VALUES has no column to take its type from. Without the type's modifier
+        # (varchar(64) → varchar): an explicit cast would cut a value too long, the INSERT refuses it.
+        row = "(" + ", ".join(f"%s::{_unmodified(f.cast_db_type(connections[alias]))}" for f in fields) + ")"
         columns = ", ".join(quote(f.column) for f in fields)
         inserts.append(
             f"i{n} AS (INSERT INTO {quote(row_model._meta.db_table)} ({columns}) "

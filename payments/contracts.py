@@ -23,6 +23,18 @@ class PaymentDeclined(BusinessError):
         super().__init__("payment_declined", f"payment declined by the gateway ({code})")
 
 
+class CapturedAfterVoid(BusinessError):
+    """The gateway captured while the authorization was voided here (a cancel, a repair): the capture is
+    recorded, so that compensation refunds it, and the step refused."""
+
+    def __init__(self, order_id: str) -> None:
+        super().__init__(
+            "captured_after_void",
+            f"order {order_id}: the gateway captured after the authorization was voided; the capture is recorded "
+            "and will be refunded",
+        )
+
+
 class GatewayUnavailable(TransientError):
     pass
 

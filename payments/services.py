@@ -5,6 +5,7 @@ repaired by calling again: the gateway answers the same."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable
 
@@ -16,11 +17,12 @@ from messaging.api import (
     rows_where,
     update_where_then_insert,
 )
-from payments.contracts import PaymentDeclined
+from payments.contracts import CapturedAfterVoid, PaymentDeclined
 from payments.gateway import GatewayResult, payment_gateway
 from payments.models import Authorization, AuthorizationStatus, Capture, LedgerAccount, LedgerEntry, Refund
 
 atomic = atomic_on("payments")
+log = logging.getLogger("payments.capture")
 
 
 def _gateway(operation: str, call: Callable[[], GatewayResult]) -> GatewayResult:
@@ -123,7 +125,23 @@ def capture_create(*, order_id: uuid.UUID) -> Capture:
     done = rows_where(Capture, order_id=order_id)  # another run of this step got there first
     if done:
         return done[0]
-    raise Authorization.DoesNotExist(f"order {order_id}'s authorization was no longer open when captured")
+    # The authorization was voided here while the gateway captured (a cancel, a repair): the money is taken
+    # all the same. Record it, so that compensation finds the capture and refunds it, and refuse the step.
+    with atomic():
+        capture, created = create_once(
+            Capture,
+            order_id=order_id,
+            defaults={
+                "authorization": auth,
+                "amount_minor": auth.amount_minor,
+                "currency": auth.currency,
+                "gateway_reference": result.reference,
+            },
+        )
+        if created:
+            insert_rows(entries)
+    log.warning("order %s: captured at the gateway after its authorization was voided; recorded", order_id)
+    raise CapturedAfterVoid(str(order_id))
 
 
 def authorization_void(*, order_id: uuid.UUID) -> bool:

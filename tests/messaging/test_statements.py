@@ -6,7 +6,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from django.db import IntegrityError, transaction
+from django.db import DataError, IntegrityError, transaction
 from django.utils import timezone
 
 from inventory.models import StockItem
@@ -113,8 +113,12 @@ def test_one_statement_is_all_or_nothing_and_stays_on_one_alias() -> None:
     insert_rows([order])
     again = _order(id=order.id)  # the same key: the whole statement fails, its other rows with it
 
-    with pytest.raises(IntegrityError), transaction.atomic(using="orders"):
+    with statements_sent() as sent, pytest.raises(IntegrityError), transaction.atomic(using="orders"):
         insert_rows([OrderHistory(order=order, from_state="", to_state="x", correlation_id="c"), again])
+
+    # Both rows went in one statement (between the savepoint's SAVEPOINT and ROLLBACK TO, RELEASE):
+    # PostgreSQL keeps a statement whole or not at all, with or without a transaction around it.
+    assert [sql.split()[0] for sql in sent] == ["SAVEPOINT", "WITH", "ROLLBACK", "RELEASE"]
 
     assert not OrderHistory.objects.filter(order=order).exists()
     with pytest.raises(ValueError, match="one database alias"):
@@ -255,3 +259,22 @@ def test_rows_of_several_models_follow_the_update_or_none_of_them_do() -> None:
     assert (moved, stale, len(sent)) == (True, False, 2)
     assert list(OrderHistory.objects.filter(order=order).values_list("reason", flat=True)) == ["first"]
     assert [m.payload for m in OrdersOutbox.objects.filter(aggregate_id=str(order.id))] == [{"reason": "first"}]
+
+
+def test_a_value_too_long_is_refused_not_cut_short() -> None:
+    order = _order()
+    insert_rows([order])
+    long_actor = "a" * 151  # the column is varchar(150)
+
+    with pytest.raises(DataError), transaction.atomic(using="orders"):
+        update_where_then_insert(
+            Order,
+            where={"id": order.id, "version": 0},
+            values={"version": 1},
+            rows=[OrderHistory(order=order, from_state="", to_state="x", actor=long_actor, correlation_id="c")],
+        )
+    with pytest.raises(DataError), transaction.atomic(using="orders"):
+        insert_rows([OrderHistory(order=order, from_state="", to_state="x", actor=long_actor, correlation_id="c")])
+
+    assert Order.objects.get(pk=order.id).version == 0
+    assert not OrderHistory.objects.filter(order=order).exists()

@@ -15,6 +15,8 @@ from orders.models import CONFIRMATION_STEPS, RESERVATION_STEPS, Order, OrderHis
 from orders.saga import saga_run
 from orders.services import transitions
 from orders.services.interventions import order_cancel
+from payments.gateway import FakePaymentGateway
+from payments.models import Authorization
 from shipping.carrier import FakeCarrier
 from tests.agreement import stock_of, view
 from tests.conftest import ApiCaller, order_body
@@ -87,6 +89,25 @@ def test_declined_payment_rejects_and_gives_the_stock_back(place) -> None:  # ty
     assert stock_of("SKU-1") == (5, 0, 5, 0)
     assert history(order_id) == ["pending", "reserving", "compensating", "rejected"]
     assert Order.objects.get(pk=order_id).failure_reason.startswith("payment_declined")
+
+
+def test_money_captured_after_a_void_is_refunded_and_the_order_rejected(place) -> None:  # type: ignore[no-untyped-def]
+    order_id = place()
+    capture = FakePaymentGateway.capture
+
+    def void_meanwhile(self, **kwargs):  # type: ignore[no-untyped-def]
+        Authorization.objects.filter(order_id=order_id).update(status="voided")  # e.g. a repair
+        return capture(self, **kwargs)
+
+    with patch.object(FakePaymentGateway, "capture", void_meanwhile):
+        assert saga_run(order_id=order_id) == "rejected"
+
+    v = view(order_id)
+    assert (v.captures, v.captured_minor, v.refunded_minor) == (1, 24_000, 24_000)
+    assert v.ledger[0] == v.ledger[1]
+    assert v.shipment is None
+    assert stock_of("SKU-1") == (5, 0, 5, 0)
+    assert Order.objects.get(pk=order_id).failure_reason.startswith("captured_after_void")
 
 
 def test_refused_capture_voids_the_authorization_and_returns_stock(place) -> None:  # type: ignore[no-untyped-def]

@@ -8,9 +8,9 @@ from unittest.mock import patch
 import pytest
 
 from payments.api import authorize_payment, capture_payment, refund_payment
-from payments.contracts import PaymentDeclined
+from payments.contracts import CapturedAfterVoid, PaymentDeclined
 from payments.gateway import FakePaymentGateway
-from payments.models import Authorization, AuthorizationStatus, Capture, LedgerEntry
+from payments.models import Authorization, AuthorizationStatus, Capture, LedgerEntry, Refund
 from tests.statements import statements_sent
 
 
@@ -61,7 +61,7 @@ def test_nothing_is_captured_without_an_open_authorization() -> None:
     assert not LedgerEntry.objects.filter(order_id=declined).exists()
 
 
-def test_a_void_that_lands_while_the_gateway_captures_is_not_overwritten() -> None:
+def test_a_capture_the_gateway_made_after_a_void_here_is_recorded_and_refused() -> None:
     order_id = _authorized()
     capture = FakePaymentGateway.capture
 
@@ -71,13 +71,16 @@ def test_a_void_that_lands_while_the_gateway_captures_is_not_overwritten() -> No
 
     with (
         patch.object(FakePaymentGateway, "capture", void_meanwhile),
-        pytest.raises(Authorization.DoesNotExist, match="no longer open"),
+        pytest.raises(CapturedAfterVoid, match="will be refunded"),
     ):
         capture_payment(order_id=order_id)
 
+    # The void is not overwritten, and the money the gateway took is on the books, balanced.
     assert Authorization.objects.get(order_id=order_id).status == AuthorizationStatus.VOIDED
-    assert not Capture.objects.filter(order_id=order_id).exists()
-    assert not LedgerEntry.objects.filter(order_id=order_id, memo="capture").exists()
+    assert Capture.objects.get(order_id=order_id).amount_minor == 4_200
+    assert _capture_journals(order_id) == 1
+    refund_payment(order_id=order_id)  # what the saga's compensation does next
+    assert Refund.objects.get(order_id=order_id).amount_minor == 4_200
 
 
 def test_the_capture_its_postings_and_the_authorization_are_written_by_one_statement() -> None:
