@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 from messaging.api import (
     atomic_on,
@@ -98,13 +99,13 @@ def capture_create(*, order_id: uuid.UUID) -> Capture:
     )
     if not result.approved:
         raise PaymentDeclined(result.decline_code or "capture_declined")
-    capture = Capture(
-        order_id=order_id,
-        authorization=auth,
-        amount_minor=auth.amount_minor,
-        currency=auth.currency,
-        gateway_reference=result.reference,
-    )
+    recorded = {
+        "authorization": auth,
+        "amount_minor": auth.amount_minor,
+        "currency": auth.currency,
+        "gateway_reference": result.reference,
+    }
+    capture = Capture(order_id=order_id, **recorded)
     entries = _journal(
         order_id,
         debit=LedgerAccount.GATEWAY_CLEARING,
@@ -125,23 +126,18 @@ def capture_create(*, order_id: uuid.UUID) -> Capture:
     done = rows_where(Capture, order_id=order_id)  # another run of this step got there first
     if done:
         return done[0]
-    # The authorization was voided here while the gateway captured (a cancel, a repair): the money is taken
-    # all the same. Record it, so that compensation finds the capture and refunds it, and refuse the step.
+    _record_capture_after_void(order_id, recorded=recorded, entries=entries)
+    raise CapturedAfterVoid(str(order_id))
+
+
+def _record_capture_after_void(order_id: uuid.UUID, *, recorded: dict[str, Any], entries: list[LedgerEntry]) -> None:
+    """The authorization was voided here while the gateway captured (a cancel, a repair): the money is taken
+    all the same. Record it, so that compensation finds the capture and refunds it."""
     with atomic():
-        capture, created = create_once(
-            Capture,
-            order_id=order_id,
-            defaults={
-                "authorization": auth,
-                "amount_minor": auth.amount_minor,
-                "currency": auth.currency,
-                "gateway_reference": result.reference,
-            },
-        )
+        _, created = create_once(Capture, order_id=order_id, defaults=recorded)
         if created:
             insert_rows(entries)
     log.warning("order %s: captured at the gateway after its authorization was voided; recorded", order_id)
-    raise CapturedAfterVoid(str(order_id))
 
 
 def authorization_void(*, order_id: uuid.UUID) -> bool:
