@@ -76,7 +76,7 @@ def order_transition(
         from_state = order.state
         method()
         moves.append((from_state, order.state))
-    history = [
+    rows: list[OrderHistory | OrdersOutbox] = [
         OrderHistory(
             order=order,
             from_state=from_state,
@@ -87,7 +87,6 @@ def order_transition(
         )
         for from_state, to_state in moves
     ]
-    rows: list[OrderHistory | OrdersOutbox] = list(history)
     if event:  # numbered with the version this transition saves
         rows.append(
             order_event(
