@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from django.db import connections
 
@@ -74,13 +76,40 @@ def test_a_connection_proven_usable_within_the_interval_is_not_checked_again() -
         connection.close()
 
 
+def _terminate(pid: int) -> None:
+    with connections["orders"].cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+    # pg_terminate_backend only signals the backend; wait until it has said goodbye and gone.
+    for _ in range(200):
+        with connections["orders"].cursor() as cursor:
+            cursor.execute("SELECT pg_stat_clear_snapshot()")  # the test's transaction would keep its first look
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [pid])
+            if cursor.fetchone()[0] == 0:
+                return
+        time.sleep(0.01)
+    raise AssertionError(f"backend {pid} is still there")
+
+
+@pytest.mark.django_db(databases=["orders"])
+def test_a_connection_the_server_hung_up_on_is_replaced_before_the_next_request_uses_it() -> None:
+    connection = _own_connection(60)
+    try:
+        (before,) = _requests(connection, 1)
+        _terminate(before)  # what a restart, a failover or an administrator does to every session
+
+        (after,) = _requests(connection, 1)  # inside the interval: no error, a new session
+
+        assert after != before
+    finally:
+        connection.close()
+
+
 @pytest.mark.django_db(databases=["orders"])
 def test_a_connection_that_died_is_replaced_once_the_interval_has_passed() -> None:
     connection = _own_connection(60)
     try:
         (before,) = _requests(connection, 1)
-        with connections["orders"].cursor() as cursor:
-            cursor.execute("SELECT pg_terminate_backend(%s)", [before])
+        _terminate(before)
         connection._proven_at -= 61
 
         (after,) = _requests(connection, 1)

@@ -7,12 +7,18 @@ start-up option, so it costs no round trip) and created by
 ``CONN_HEALTH_CHECKS`` makes Django send ``SELECT 1`` on every alias a request
 uses, before its first query: a round trip per alias per request (two for a
 POST). Here a connection proven usable (opened, or its check passed) less than
-``HEALTH_CHECK_INTERVAL_S`` ago is not checked again; a connection that dies
-inside that window fails one request, after which Django closes it.
+``HEALTH_CHECK_INTERVAL_S`` ago is not checked again, unless the server has hung
+up on it: a PostgreSQL that shuts down, fails over or terminates a backend sends
+the reason and closes the socket, so an idle connection's socket reads ready.
+Looking costs a ``poll`` with no wait, not a round trip; a connection found so
+gets the full check, fails it and is replaced before the request's first query.
+A connection cut without a word (a network partition) still fails one request
+inside the window, after which Django closes it.
 """
 
 from __future__ import annotations
 
+import select
 import time
 from typing import Any
 
@@ -44,12 +50,22 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def close_if_health_check_failed(self) -> None:
         if self.connection is None or not self.health_check_enabled or self.health_check_done:
             return
-        if time.monotonic() - self._proven_at < self.health_check_interval:
+        if time.monotonic() - self._proven_at < self.health_check_interval and not self._server_spoke():
             self.health_check_done = True
             return
         super().close_if_health_check_failed()
         if self.connection is not None:
             self._proven_at = time.monotonic()
+
+    def _server_spoke(self) -> bool:
+        """Whether the server wrote to this idle connection unasked: between two requests nothing is
+        pending on it, so anything readable is the server's goodbye (or an end of file)."""
+        try:
+            poller = select.poll()  # not select(): a descriptor above 1023 would be out of its range
+            poller.register(self.connection.fileno(), select.POLLIN)
+            return bool(poller.poll(0))
+        except (OSError, ValueError, base.Database.Error):  # closed already
+            return True
 
     def prepare_database(self) -> None:
         super().prepare_database()
