@@ -29,7 +29,6 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db import connections
 from django.utils import timezone
 from django_fsm import ConcurrentTransition
 
@@ -46,9 +45,9 @@ from orders.contracts import (
     ORDER_NEEDS_ATTENTION,
     ORDER_REJECTED,
 )
-from orders.db import ALIAS
 from orders.metrics import SAGA_OUTCOMES, SAGA_STEP_SECONDS
 from orders.models import CONFIRMATION_STEPS, RESERVATION_STEPS, RESTING_STATES, Order, OrderLine, OrderState
+from orders.saga_lock import saga_lock
 from orders.selectors import order_moved
 from orders.services.transitions import order_event, order_record_step, order_transition
 from payments.api import authorize_payment, capture_payment, refund_payment, void_payment
@@ -157,23 +156,16 @@ UNDO_ORDER = tuple(reversed([*RESERVATION, *CONFIRMATION]))
 
 @contextmanager
 def _driving(order_id: uuid.UUID) -> Iterator[Order]:
-    """One driver per order across all workers (a session advisory lock, freed by PostgreSQL if the
-    worker dies). Yields the order, read after the lock is held: read in the same statement, it could
-    come from a snapshot taken before the previous driver's last commit and unlock."""
-    key = f"saga:{order_id}"
-    with connections[ALIAS].cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 11))", [key])
-        (acquired,) = cursor.fetchone()
-    if not acquired:
-        raise SagaBusy(f"order {order_id} is being driven by another worker")
-    try:
+    """One driver per order across all workers (``saga_lock``). Yields the order, read after the lock is
+    held: read in the same statement, it could come from a snapshot taken before the previous driver's
+    last commit and unlock."""
+    with saga_lock(order_id) as acquired:
+        if not acquired:
+            raise SagaBusy(f"order {order_id} is being driven by another worker")
         found = rows_where(Order, id=order_id)
         if not found:
             raise Order.DoesNotExist(f"order {order_id} does not exist")
         yield found[0]
-    finally:
-        with connections[ALIAS].cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 11))", [key])
 
 
 def _run_steps(order: Order, steps: tuple[Step, ...]) -> tuple[Order, dict]:

@@ -11,6 +11,7 @@ from messaging.api import insert_rows, queue_wait
 from orders.contracts import COMPENSATE_ORDER, RESUME_SAGA, START_SAGA
 from orders.db import atomic
 from orders.models import Order, OrdersOutbox, OrderState
+from orders.saga_lock import saga_lock
 from orders.services.interventions import NotApplicable, order_review_decline
 from orders.services.transitions import order_event
 
@@ -26,7 +27,10 @@ def orders_recover(*, stale_after: timedelta, limit: int = 500) -> list[tuple[uu
     step, or compensate when the order's deadline has passed. Each order is
     claimed by bumping ``updated_at``, so concurrent sweeps do not both send.
 
-    An order whose message may still be on its way is left alone: one with an
+    An order a worker is driving right now is left alone: its saga lock is held,
+    so the phase is slow (a third party taking its time), not stalled, and a
+    message re-issued for it would only bounce off the lock until that worker
+    finished. So is an order whose message may still be on its way: one with an
     unpublished saga message in the outbox (the relay is behind), or one that stalled before
     the oldest message still waiting in its queue was written (the workers are
     behind). Re-issuing those would only add work to a backlog: under load
@@ -54,12 +58,15 @@ def orders_recover(*, stale_after: timedelta, limit: int = 500) -> list[tuple[uu
             queued_since[key] = queue_wait(message, order.region).oldest_at
         if queued_since[key] is not None and queued_since[key] <= order.updated_at:
             continue
-        with atomic():
-            claimed = Order.objects.filter(pk=order.pk, updated_at=order.updated_at).update(updated_at=now)
-            if not claimed:
-                continue
-            reason = "recovered after stalling"
-            insert_rows([order_event(order, message_type=message, correlation_id=str(order.id), reason=reason)])
+        with saga_lock(order.id) as nobody_driving:
+            if not nobody_driving:
+                continue  # a worker is in the middle of it (a slow phase): not stalled
+            with atomic():
+                claimed = Order.objects.filter(pk=order.pk, updated_at=order.updated_at).update(updated_at=now)
+                if not claimed:
+                    continue
+                reason = "recovered after stalling"
+                insert_rows([order_event(order, message_type=message, correlation_id=str(order.id), reason=reason)])
         issued.append((order.id, message))
     return issued
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
+import psycopg
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
+from django.db import connections
 from django.utils import timezone
 
 from inventory.services import reservation_commit, reservations_expire
@@ -360,3 +362,34 @@ def test_history_endpoint_is_the_timeline(place, api_caller: ApiCaller) -> None:
         ("reserved", "confirming"),
         ("confirming", "confirmed"),
     ]
+
+
+def test_recovery_leaves_alone_an_order_a_worker_is_still_driving(place) -> None:  # type: ignore[no-untyped-def]
+    order_id = place()
+    Order.objects.filter(pk=order_id).update(updated_at=timezone.now() - timedelta(minutes=5))
+    OrdersOutbox.objects.update(published_at=timezone.now())
+    worker = psycopg.connect(**_libpq_params(), autocommit=True)  # another session: the lock is not re-entrant there
+    try:
+        worker.execute("SELECT pg_advisory_lock(hashtextextended(%s, 11))", [f"saga:{order_id}"])
+
+        assert orders_recover(stale_after=timedelta(minutes=1)) == []  # a slow phase, not a stall
+        assert not OrdersOutbox.objects.filter(aggregate_id=str(order_id), published_at__isnull=True).exists()
+
+        worker.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 11))", [f"saga:{order_id}"])
+        assert orders_recover(stale_after=timedelta(minutes=1)) == [(order_id, "orders.ResumeSaga")]
+    finally:
+        worker.close()
+
+    # The lock is free again: the saga itself can take it.
+    assert saga_run(order_id=order_id) == "confirmed"
+
+
+def _libpq_params() -> dict[str, str]:
+    """The orders alias's database (the test database, where advisory locks are scoped), for a session of its own."""
+    settings_dict = connections["orders"].settings_dict
+    return {
+        "dbname": settings_dict["NAME"],
+        "user": settings_dict["USER"],
+        "host": settings_dict["HOST"],
+        "port": settings_dict["PORT"],
+    }
