@@ -1,7 +1,12 @@
 """Finding out when accepted orders come to rest, with a bounded number of GETs.
 
 Orders are polled oldest-due first, each no sooner than ``first_poll`` after
-it was sent and then less and less often as it ages. All GETs together stay
+it was sent, nor before most orders accepted lately had come to rest (the
+``settled_share`` quantile of their accepted → rest times, which the server's
+clock gives), and then less and less often as it ages. Without that second
+bound, under an overload each order was looked at 1.7 times on average: one
+accepted after retries of a refused POST was due at once, and the saga was
+seconds behind. All GETs together stay
 under ``polls_per_s``, and under twice the rate at which polls find orders
 at rest (plus a floor): a platform that falls behind is not also flooded
 with GETs for orders it has not reached yet. Latency does not depend on how
@@ -16,9 +21,10 @@ import asyncio
 import contextlib
 import heapq
 import itertools
+import statistics
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from orders.loadgen.client import PlatformClient
@@ -28,6 +34,7 @@ MIN_INTERVAL_S = 0.1
 RETRY_AFTER_ERROR_S = 1.0
 CONTROL_EVERY_S = 0.5
 HIT_WINDOW_S = 2.0
+SETTLE_SAMPLES = 200
 
 
 @dataclass(frozen=True)
@@ -37,9 +44,23 @@ class PollPolicy:
     polls_per_s: float = 200.0
     min_polls_per_s: float = 5.0
     pollers: int = 8
+    settled_share: float = 0.9
+    min_samples: int = 20
 
     def next_interval(self, age: float) -> float:
         return min(self.max_interval, max(MIN_INTERVAL_S, age * 0.5))
+
+    def first_due(self, *, sent: float, accepted: float, recent_settle_s: Iterable[float]) -> float:
+        """When to look at an order accepted at ``accepted`` (sent at ``sent``) for the first time, given how
+        long orders accepted lately took to come to rest."""
+        return max(sent + self.first_poll, accepted + self.expected_settle_s(recent_settle_s))
+
+    def expected_settle_s(self, recent_settle_s: Iterable[float]) -> float:
+        """By when ``settled_share`` of recent orders had come to rest after being accepted (0 while too few)."""
+        samples = list(recent_settle_s)
+        if len(samples) < self.min_samples:
+            return 0.0
+        return statistics.quantiles(samples, n=100, method="inclusive")[round(self.settled_share * 100) - 1]
 
 
 class RateLimit:
@@ -71,11 +92,15 @@ class Observer:
         self._added = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._hits: deque[float] = deque()
+        self._settle_s: deque[float] = deque(maxlen=SETTLE_SAMPLES)
         self.watching = 0
 
     def watch(self, record: OrderRecord) -> None:
         self.watching += 1
-        self._push(record, record.sent_mono + self._policy.first_poll)
+        due = self._policy.first_due(
+            sent=record.sent_mono, accepted=_accepted_mono(record), recent_settle_s=self._settle_s
+        )
+        self._push(record, due)
 
     def _push(self, record: OrderRecord, due: float) -> None:
         heapq.heappush(self._due, (due, next(self._sequence), record))
@@ -134,8 +159,14 @@ class Observer:
             self._hits.append(now)
             self._rested(record)
         else:
-            self._push(record, now + self._policy.next_interval(now - record.sent_mono))
+            self._push(record, now + self._policy.next_interval(now - _accepted_mono(record)))
 
     def _rested(self, record: OrderRecord) -> None:
         self.watching -= 1
+        if record.saga_latency is not None:
+            self._settle_s.append(record.saga_latency)
         self._on_rest(record)
+
+
+def _accepted_mono(record: OrderRecord) -> float:
+    return record.sent_mono + (record.answered_after or 0.0)
