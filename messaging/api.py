@@ -6,6 +6,7 @@ from messaging.context import bound
 from messaging.contracts import BusinessError, Envelope, TransientError
 from messaging.db import (
     atomic_on,
+    claim_then_insert,
     create_once,
     insert_rows,
     model_columns,
@@ -49,6 +50,7 @@ __all__ = [
     "bound",
     "breaker_state",
     "call_adapter",
+    "claim_then_insert",
     "consumer",
     "crash_point",
     "create_once",

@@ -229,16 +229,9 @@ def _unmodified(db_type: str) -> str:
     return re.sub(r"\([^)]*\)", "", db_type)
 
 
-@functools.cache
-def _update_then_insert_sql(
-    model: type[models.Model],
-    names: tuple[str, ...],
-    where: tuple[str, ...],
-    runs: tuple[tuple[type[models.Model], int], ...],
-    alias: str,
-) -> tuple[str, tuple[Field, ...], tuple[Field, ...]]:
+def _inserts_if(runs: tuple[tuple[type[models.Model], int], ...], alias: str, condition: str) -> list[str]:
+    """A WITH clause per run, inserting its rows only if the clause named ``condition`` returned a row."""
     quote = connections[alias].ops.quote_name
-    update, value_fields, where_fields = _update_sql(model, names, where, alias)
     inserts = []
     for n, (row_model, rows) in enumerate(runs):
         _, fields = _insert_sql(row_model, 1, alias)
@@ -248,8 +241,21 @@ def _update_then_insert_sql(
         columns = ", ".join(quote(f.column) for f in fields)
         inserts.append(
             f"i{n} AS (INSERT INTO {quote(row_model._meta.db_table)} ({columns}) "
-            f"SELECT * FROM (VALUES {', '.join([row] * rows)}) AS v WHERE EXISTS (SELECT 1 FROM moved))"
+            f"SELECT * FROM (VALUES {', '.join([row] * rows)}) AS v WHERE EXISTS (SELECT 1 FROM {condition}))"
         )
+    return inserts
+
+
+@functools.cache
+def _update_then_insert_sql(
+    model: type[models.Model],
+    names: tuple[str, ...],
+    where: tuple[str, ...],
+    runs: tuple[tuple[type[models.Model], int], ...],
+    alias: str,
+) -> tuple[str, tuple[Field, ...], tuple[Field, ...]]:
+    update, value_fields, where_fields = _update_sql(model, names, where, alias)
+    inserts = _inserts_if(runs, alias, "moved")
     # Every data-modifying WITH clause runs to completion whether or not the main query reads it.
     sql = f"WITH moved AS ({update} RETURNING 1), {', '.join(inserts)} SELECT count(*) FROM moved"
     return sql, value_fields, where_fields
@@ -274,7 +280,38 @@ def update_where_then_insert(
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         (moved,) = cursor.fetchone()
-    if not moved:
+    return _written(moved, rows, alias)
+
+
+@functools.cache
+def _claim_then_insert_sql(
+    model: type[models.Model], runs: tuple[tuple[type[models.Model], int], ...], alias: str
+) -> str:
+    claim, _ = _insert_sql(model, 1, alias)
+    inserts = _inserts_if(runs, alias, "claimed")
+    claimed = f"claimed AS ({claim} ON CONFLICT DO NOTHING RETURNING 1)"
+    return f"WITH {claimed}, {', '.join(inserts)} SELECT count(*) FROM claimed"
+
+
+def claim_then_insert(claim: models.Model, rows: Sequence[models.Model]) -> bool:
+    """INSERT ``claim`` unless a row with one of its unique keys exists and, only if it went in, ``rows`` (on
+    the same alias), in one statement. A concurrent statement with the same key waits for this one to
+    commit, then finds the row and inserts nothing: an idempotency key's first request wins without a lock
+    or a transaction of its own. Returns whether ``claim`` (and ``rows``) went in."""
+    if not rows:
+        raise ValueError("rows to insert are required: without them use create_once")
+    runs = _runs(rows)
+    alias = _alias_of([(type(claim), 1), *runs])
+    connection = connections[alias]
+    params = _row_values([claim], alias, connection) + _row_values(rows, alias, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(_claim_then_insert_sql(type(claim), tuple(runs), alias), params)
+        (claimed,) = cursor.fetchone()
+    return _written(claimed, [claim, *rows], alias)
+
+
+def _written(happened: int, rows: Sequence[models.Model], alias: str) -> bool:
+    if not happened:
         return False
     for obj in rows:
         obj._state.adding = False

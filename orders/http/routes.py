@@ -49,7 +49,6 @@ def _await_outcome(order_id: uuid.UUID, seconds: float) -> bool:
         202: OrderAccepted,
         400: ErrorOut,
         401: ErrorOut,
-        409: ErrorOut,
         422: ErrorOut,
         503: ErrorOut,
     },

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from inventory.models import StockItem
 from messaging.api import (
+    claim_then_insert,
     insert_rows,
     model_columns,
     outbox_message,
@@ -19,7 +20,7 @@ from messaging.api import (
     update_where,
     update_where_then_insert,
 )
-from orders.models import Order, OrderHistory, OrderLine, OrdersOutbox
+from orders.models import IdempotencyRecord, Order, OrderHistory, OrderLine, OrdersOutbox
 from tests.statements import statements_sent
 
 
@@ -278,3 +279,26 @@ def test_a_value_too_long_is_refused_not_cut_short() -> None:
 
     assert Order.objects.get(pk=order.id).version == 0
     assert not OrderHistory.objects.filter(order=order).exists()
+
+
+def test_rows_follow_a_claim_only_when_its_key_was_new_in_one_statement() -> None:
+    client_id = uuid.uuid4()
+
+    def attempt(reason: str) -> tuple[bool, Order]:
+        order = _order(client_id=client_id)
+        claim = IdempotencyRecord(
+            client_id=client_id, key="k", request_sha256="x", order=order, response_status=202, response_body={}
+        )
+        history = OrderHistory(order=order, from_state="", to_state="pending", reason=reason, correlation_id="c")
+        return claim_then_insert(claim, [order, history]), order
+
+    with statements_sent() as sent:
+        (first, first_order), (second, second_order) = attempt("first"), attempt("second")
+
+    assert (first, second, len(sent)) == (True, False, 2)
+    assert list(Order.objects.filter(client_id=client_id).values_list("id", flat=True)) == [first_order.id]
+    assert list(OrderHistory.objects.values_list("reason", flat=True)) == ["first"]
+    assert IdempotencyRecord.objects.get(client_id=client_id, key="k").order_id == first_order.id
+    assert second_order._state.adding  # not written
+    with pytest.raises(ValueError, match="required"):
+        claim_then_insert(first_order, [])

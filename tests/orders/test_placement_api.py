@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from datetime import datetime
 
-import psycopg
 import pytest
-from django.db import connections
+from django.db import connections, transaction
 from django.test import Client
 
+from inventory.models import StockItem
 from orders.models import IdempotencyRecord, Order, OrderHistory, OrderLine, OrdersOutbox
 from orders.saga import saga_run
+from orders.services.placement import OrderRequest, order_place
 from tests.conftest import ApiCaller, order_body, table_counts
 from tests.statements import statements_sent
 
@@ -24,7 +26,7 @@ def sku(stock) -> str:
     return "SKU-1"
 
 
-def test_accepts_an_order_in_one_transaction_with_its_saga_message(api_caller: ApiCaller, sku: str) -> None:
+def test_accepts_an_order_in_one_statement_with_its_saga_message(api_caller: ApiCaller, sku: str) -> None:
     with statements_sent() as sent:
         response = api_caller.place(order_body(sku, 2), key="k-1")
 
@@ -41,8 +43,10 @@ def test_accepts_an_order_in_one_transaction_with_its_saga_message(api_caller: A
     assert (message.message_type, message.aggregate_id, message.region) == ("orders.StartSaga", str(order.id), "eu")
     assert message.payload == {"order_id": str(order.id)}
     assert IdempotencyRecord.objects.get(key="k-1").order_id == order.id
-    inserts = [sql for sql in sent if "INSERT" in sql]
-    assert len(inserts) == 1  # order, line, history, message and idempotency record: one statement
+    # Idempotency record, order, line, history and message: one statement, no lock, read or transaction.
+    placing = [sql for sql in sent if "orders_apiclient" not in sql]  # the client's token looked up first
+    assert len(placing) == 1
+    assert placing[0].startswith('WITH claimed AS (INSERT INTO "orders_idempotencyrecord"')
     assert message.published_at is None
 
 
@@ -55,6 +59,18 @@ def test_same_key_same_body_replays_the_first_answer(api_caller: ApiCaller, sku:
     assert second["Idempotent-Replayed"] == "true"
     assert Order.objects.count() == 1
     assert OrdersOutbox.objects.count() == 1
+
+
+def test_a_repeat_gets_its_first_answer_even_when_its_sku_is_gone_since(api_caller: ApiCaller, sku: str) -> None:
+    first = api_caller.place(order_body(sku), key="kept")
+    StockItem.objects.filter(sku=sku).delete()
+
+    again = api_caller.place(order_body(sku), key="kept")
+    new = api_caller.place(order_body(sku), key="new")
+
+    assert (again.status_code, again.json(), again["Idempotent-Replayed"]) == (202, first.json(), "true")
+    assert new.status_code == 422  # a new request for it is refused
+    assert Order.objects.count() == 1
 
 
 def test_same_key_different_body_is_refused(api_caller: ApiCaller, sku: str) -> None:
@@ -75,19 +91,78 @@ def test_same_key_from_two_clients_are_two_orders(api_caller: ApiCaller, other_c
     assert Order.objects.count() == 2
 
 
-@pytest.mark.django_db(transaction=True, databases="__all__")
-def test_key_in_flight_gets_409(api_caller: ApiCaller, sku: str) -> None:
-    db = connections["orders"].settings_dict
-    lock_key = f"{api_caller.client_id}:busy"
-    with psycopg.connect(host=db["HOST"], port=db["PORT"], user=db["USER"], dbname=db["NAME"]) as other:
-        other.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 7))", [lock_key])
-        response = api_caller.place(order_body(sku), key="busy")
-        other.rollback()
+def _request_of(body: dict) -> OrderRequest:
+    """What the API makes of ``body`` (same fingerprint as a POST of it)."""
+    return OrderRequest(
+        customer_id=body["customer_id"],
+        region=body["region"],
+        currency=body["currency"],
+        lines=[(line["sku"], line["quantity"]) for line in body["lines"]],
+        payment_token=body["payment_token"],
+        shipping_address=body["shipping_address"],
+    )
 
-    assert response.status_code == 409
-    assert response.json()["error"]["code"] == "idempotency_key_in_flight"
-    assert Order.objects.count() == 0
-    assert api_caller.place(order_body(sku), key="busy").status_code == 202
+
+def _first_request_held_open(api_caller: ApiCaller, sku: str, *, key: str, then: str) -> tuple[threading.Event, list]:
+    """Place an order with ``key`` in a thread whose transaction stays open until released, then commits
+    (``then="commit"``) or rolls back; returns the release event and where its placement will be."""
+    placed: list = []
+    written, release = threading.Event(), threading.Event()
+
+    def first() -> None:
+        try:
+            with transaction.atomic(using="orders"):
+                placed.append(
+                    order_place(
+                        client_id=api_caller.client_id,
+                        idempotency_key=key,
+                        request=_request_of(order_body(sku, 1)),
+                        correlation_id="first",
+                    )
+                )
+                written.set()
+                release.wait(10)
+                if then != "commit":
+                    raise RuntimeError("the first request fails after writing")
+        except RuntimeError:
+            pass
+        finally:
+            written.set()
+            connections.close_all()
+
+    threading.Thread(target=first).start()
+    assert written.wait(10)
+    threading.Timer(0.3, release.set).start()
+    return release, placed
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_a_repeat_while_the_first_request_is_being_written_waits_and_gets_its_answer(
+    api_caller: ApiCaller, sku: str
+) -> None:
+    _, placed = _first_request_held_open(api_caller, sku, key="busy", then="commit")
+
+    started = time.monotonic()
+    response = api_caller.place(order_body(sku, 1), key="busy")
+
+    assert time.monotonic() - started >= 0.25  # it waited for the first request to commit
+    assert response.status_code == 202
+    assert response["Idempotent-Replayed"] == "true"
+    assert response.json()["id"] == str(placed[0].order_id)
+    assert Order.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_a_repeat_while_the_first_request_fails_places_the_order_itself(api_caller: ApiCaller, sku: str) -> None:
+    _, placed = _first_request_held_open(api_caller, sku, key="busy", then="roll back")
+
+    response = api_caller.place(order_body(sku, 1), key="busy")
+
+    assert response.status_code == 202
+    assert not response.has_header("Idempotent-Replayed")
+    assert response.json()["id"] != str(placed[0].order_id)
+    assert list(Order.objects.values_list("id", flat=True)) == [uuid.UUID(response.json()["id"])]
+    assert IdempotencyRecord.objects.get(key="busy").order_id == uuid.UUID(response.json()["id"])
 
 
 @pytest.mark.django_db(transaction=True, databases="__all__")
@@ -110,9 +185,8 @@ def test_concurrent_requests_with_one_key_create_one_order(api_caller: ApiCaller
     assert Order.objects.count() == 1
     assert IdempotencyRecord.objects.count() == 1
     order_id = str(Order.objects.get().pk)
-    assert {status for status, _ in results} <= {202, 409}
-    assert all(body["id"] == order_id for status, body in results if status == 202)
-    assert any(status == 202 for status, _ in results)
+    assert [status for status, _ in results] == [202] * 8  # the repeats waited for the first and replayed it
+    assert {body["id"] for _, body in results} == {order_id}
 
 
 def test_get_order_shows_lines_total_and_history(api_caller: ApiCaller, sku: str) -> None:
