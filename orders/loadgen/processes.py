@@ -82,9 +82,12 @@ class Platform:
         web += ["--workers", str(t.web_workers), "--blocking-threads", str(t.web_threads), "--runtime-threads", "1"]
         web += ["--blocking-threads-idle-timeout", "600", "--respawn-failed-workers", "--workers-kill-timeout", "15"]
         web += ["config.wsgi:application"]
+        # As the Procfile's: no heartbeat events, gossip or start-up sync between workers (README).
+        quiet = ["--without-heartbeat", "--without-gossip", "--without-mingle"]
         saga = ["worker", "--loglevel", "INFO", "--concurrency", str(t.saga_concurrency), "--pool", t.saga_pool]
-        saga += ["--queues", SAGA_QUEUES, "--prefetch-multiplier", "1"]
+        saga += ["--queues", SAGA_QUEUES, "--prefetch-multiplier", "1", *quiet]
         batch = ["worker", "--loglevel", "INFO", "--concurrency", "1", "--pool", "solo", "--queues", BATCH_QUEUE]
+        batch += quiet
         beat = ["beat", "--loglevel", "INFO", "--schedule", str(self.log_dir / "celerybeat-schedule")]
         workers = [("worker", name.split("@")[0], _celery(*saga, "--hostname", name)) for name in self.worker_names()]
         return [

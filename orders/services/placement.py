@@ -76,7 +76,8 @@ def order_place(*, client_id: uuid.UUID, idempotency_key: str, request: OrderReq
             lines=[LineRequest(sku=sku, quantity=qty) for sku, qty in request.lines], currency=request.currency
         )
     except BusinessError:
-        # A SKU gone or repriced since: a repeat of an accepted request still gets its first answer.
+        # A SKU gone (or no longer priced in this currency) since: a repeat of an accepted request still gets
+        # its first answer.
         replay = _replay(client_id, idempotency_key, fingerprint)
         if replay is None:
             raise
