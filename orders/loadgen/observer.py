@@ -60,7 +60,8 @@ class PollPolicy:
         samples = list(recent_settle_s)
         if len(samples) < self.min_samples:
             return 0.0
-        return statistics.quantiles(samples, n=100, method="inclusive")[round(self.settled_share * 100) - 1]
+        percentile = min(99, max(1, round(self.settled_share * 100)))
+        return statistics.quantiles(samples, n=100, method="inclusive")[percentile - 1]
 
 
 class RateLimit:

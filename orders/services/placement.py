@@ -5,7 +5,9 @@ row and the StartSaga message. Either all of it exists or none of it does.
 The key is claimed by the INSERT itself (a unique index): a second request with
 the same key waits for the first one's statement to commit, then finds its
 record and answers what the first answered, without an advisory lock, a
-transaction or a read before the write."""
+transaction or a read before the write. (So call it outside a transaction: in
+one, a repeat would wait for that whole transaction, and two placing the same
+two keys in opposite orders would deadlock.)"""
 
 from __future__ import annotations
 
@@ -75,9 +77,9 @@ def order_place(*, client_id: uuid.UUID, idempotency_key: str, request: OrderReq
         priced = price_lines(
             lines=[LineRequest(sku=sku, quantity=qty) for sku, qty in request.lines], currency=request.currency
         )
-    except BusinessError:
-        # A SKU gone (or no longer priced in this currency) since: a repeat of an accepted request still gets
-        # its first answer.
+    except Exception:  # re-raised below unless this is a repeat
+        # A SKU gone (or no longer priced in this currency) since, or inventory unavailable: a repeat of an
+        # accepted request still gets its first answer, from the orders module alone.
         replay = _replay(client_id, idempotency_key, fingerprint)
         if replay is None:
             raise

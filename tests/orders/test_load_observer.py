@@ -29,3 +29,10 @@ def test_an_order_accepted_after_retries_waits_from_its_acceptance_not_from_its_
 
 def test_a_quick_platform_keeps_the_first_poll_floor() -> None:
     assert POLICY.first_due(sent=100.0, accepted=100.01, recent_settle_s=[0.04] * 200) == 100.5
+
+
+def test_every_share_of_settled_orders_can_be_asked_for() -> None:
+    recent = [0.1 * i for i in range(1, 101)]
+
+    assert PollPolicy(settled_share=1.0).expected_settle_s(recent) == pytest.approx(9.9, abs=0.02)  # 99th
+    assert PollPolicy(settled_share=0.0).expected_settle_s(recent) == pytest.approx(0.2, abs=0.02)  # 1st percentile

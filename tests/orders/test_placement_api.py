@@ -9,7 +9,7 @@ import uuid
 from datetime import datetime
 
 import pytest
-from django.db import connections, transaction
+from django.db import OperationalError, connections, transaction
 from django.test import Client
 
 from inventory.models import StockItem
@@ -70,6 +70,23 @@ def test_a_repeat_gets_its_first_answer_even_when_its_sku_is_gone_since(api_call
 
     assert (again.status_code, again.json(), again["Idempotent-Replayed"]) == (202, first.json(), "true")
     assert new.status_code == 422  # a new request for it is refused
+    assert Order.objects.count() == 1
+
+
+def test_a_repeat_gets_its_first_answer_while_inventory_is_down(
+    api_caller: ApiCaller, sku: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = api_caller.place(order_body(sku), key="kept")
+
+    def inventory_down(**_: object) -> None:
+        raise OperationalError("connection to the inventory database failed")
+
+    monkeypatch.setattr("orders.services.placement.price_lines", inventory_down)
+    again = api_caller.place(order_body(sku), key="kept")
+
+    assert (again.status_code, again.json(), again["Idempotent-Replayed"]) == (202, first.json(), "true")
+    with pytest.raises(OperationalError):  # a new order cannot be priced: the error is not swallowed
+        api_caller.place(order_body(sku), key="new")
     assert Order.objects.count() == 1
 
 
