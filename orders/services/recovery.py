@@ -7,9 +7,8 @@ from datetime import datetime, timedelta
 
 from django.utils import timezone
 
-from messaging.api import insert_rows, queue_wait
+from messaging.api import queue_wait, update_where_then_insert
 from orders.contracts import COMPENSATE_ORDER, RESUME_SAGA, START_SAGA
-from orders.db import atomic
 from orders.models import Order, OrdersOutbox, OrderState
 from orders.saga_lock import saga_lock
 from orders.services.interventions import NotApplicable, order_review_decline
@@ -61,12 +60,17 @@ def orders_recover(*, stale_after: timedelta, limit: int = 500) -> list[tuple[uu
         with saga_lock(order.id) as nobody_driving:
             if not nobody_driving:
                 continue  # a worker is in the middle of it (a slow phase): not stalled
-            with atomic():
-                claimed = Order.objects.filter(pk=order.pk, updated_at=order.updated_at).update(updated_at=now)
-                if not claimed:
-                    continue
-                reason = "recovered after stalling"
-                insert_rows([order_event(order, message_type=message, correlation_id=str(order.id), reason=reason)])
+            # Claimed by moving updated_at on, with its message, in one statement: a concurrent sweep finds
+            # updated_at changed and sends nothing.
+            reason = "recovered after stalling"
+            claimed = update_where_then_insert(
+                Order,
+                where={"id": order.pk, "updated_at": order.updated_at},
+                values={"updated_at": now},
+                rows=[order_event(order, message_type=message, correlation_id=str(order.id), reason=reason)],
+            )
+            if not claimed:
+                continue
         issued.append((order.id, message))
     return issued
 
