@@ -32,9 +32,16 @@ def _from_url(url: str) -> dict[str, str]:
         "NAME": unquote(parsed.path.lstrip("/")) or "orders_platform",
         "USER": unquote(parsed.username or "postgres"),
         "PASSWORD": unquote(parsed.password or ""),
-        "HOST": parsed.hostname or "127.0.0.1",
+        "HOST": _host(parsed.netloc) or parsed.hostname or "127.0.0.1",
         "PORT": str(parsed.port or 5432),
     }
+
+
+def _host(netloc: str) -> str:
+    """A Unix-socket directory, written as libpq's URIs write it: percent-encoded in the host part
+    (``postgres://postgres@%2Fvar%2Frun%2Fpostgresql/orders``). Empty for a host name or address."""
+    host = netloc.rpartition("@")[2].partition(":")[0]
+    return unquote(host) if host.upper().startswith("%2F") else ""
 
 
 def _from_pg_env(env: Mapping[str, str]) -> dict[str, str]:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
+import psycopg
 import pytest
 from django.db import connections
 
@@ -117,6 +119,29 @@ def test_a_connection_that_died_is_replaced_once_the_interval_has_passed() -> No
         assert after != before
     finally:
         connection.close()
+
+
+def test_a_url_names_a_unix_socket_directory_as_libpq_does() -> None:
+    on_socket = database_settings({"DATABASE_URL": "postgres://postgres@%2Fvar%2Frun%2FPostgreSQL:5433/orders_x"})
+    on_tcp = database_settings({"DATABASE_URL": "postgresql://app:s%40cret@db.internal:6432/orders_y"})
+
+    assert {(db["HOST"], db["PORT"], db["NAME"]) for db in on_socket.values()} == {
+        ("/var/run/PostgreSQL", "5433", "orders_x")
+    }
+    assert {(db["HOST"], db["PORT"], db["USER"], db["PASSWORD"]) for db in on_tcp.values()} == {
+        ("db.internal", "6432", "app", "s@cret")
+    }
+
+
+def test_the_socket_a_url_names_is_the_one_libpq_connects_through() -> None:
+    if not Path("/var/run/postgresql/.s.PGSQL.5432").exists():
+        pytest.skip("no PostgreSQL socket in /var/run/postgresql on this machine")
+    db = database_settings({"DATABASE_URL": "postgres://postgres@%2Fvar%2Frun%2Fpostgresql:5432/postgres"})["orders"]
+
+    with psycopg.connect(host=db["HOST"], port=db["PORT"], user=db["USER"], dbname=db["NAME"]) as conn:
+        (address,) = conn.execute("SELECT inet_server_addr()").fetchone()
+
+    assert address is None  # NULL over a Unix socket, an address over TCP
 
 
 def test_the_health_check_interval_comes_from_the_environment() -> None:
