@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 
 from celery import Celery
-from celery.signals import worker_process_init, worker_ready
+from celery.signals import task_prerun, worker_process_init, worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 from django.conf import settings
+from django.db import connections
 
 from config.heap import freeze_startup_heap
 
@@ -24,7 +25,8 @@ app.config_from_object(
 # Celery's Django fix-up closes every database connection before and after
 # each task unless told to reuse them: with seven aliases that is seven new
 # PostgreSQL sessions per saga, the largest CPU cost per order measured by
-# `make bench`. Reuse them (broken ones are closed by the consumer wrapper).
+# `make bench`. Reuse them: one the server hung up on is replaced before the next task (below), one broken
+# during a task is closed by the consumer wrapper.
 app.conf.CELERY_DB_REUSE_MAX = 1000
 app.autodiscover_tasks()
 
@@ -35,3 +37,13 @@ def _settle_heap(**_: object) -> None:
     """Start-up is done (threads and solo pools run tasks in this process; prefork children get the second
     signal): keep the start-up heap out of later garbage collections (config/heap.py)."""
     freeze_startup_heap()
+
+
+@task_prerun.connect
+def _look_at_connections(**_: object) -> None:
+    """Replace, before the task's first query, a connection of this thread that the server hung up on
+    since the last task (a restart, a failover): no round trip unless it did (config/db/base.py)."""
+    for connection in connections.all(initialized_only=True):
+        look = getattr(connection, "look_again_if_server_spoke", None)
+        if look is not None:
+            look()

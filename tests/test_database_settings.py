@@ -7,7 +7,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from django.db import connections
+from celery.signals import task_prerun
+from django.db import OperationalError, connections
 
 from config.database import ALL_ALIASES, database_settings, statement_options
 from config.db.base import DatabaseWrapper
@@ -119,6 +120,64 @@ def test_a_connection_that_died_is_replaced_once_the_interval_has_passed() -> No
         assert after != before
     finally:
         connection.close()
+
+
+@pytest.mark.django_db(databases=["orders"])
+def test_a_worker_replaces_before_its_next_task_a_connection_the_server_hung_up_on() -> None:
+    trusted, looked_at = _own_connection(60), _own_connection(60)
+    try:
+        # A worker thread's connections between two tasks: used, checked once, no request to reset the check.
+        before = [_backend_of(trusted), _backend_of(looked_at)]
+        for pid in before:
+            _terminate(pid)
+
+        with pytest.raises(OperationalError):
+            _backend_of(trusted)  # what each worker thread's next saga step met after a PostgreSQL restart
+        looked_at.look_again_if_server_spoke()  # what the worker now does before each task
+        after = _backend_of(looked_at)
+
+        assert after not in before
+    finally:
+        trusted.close()
+        looked_at.close()
+
+
+@pytest.mark.django_db(transaction=True, databases=["orders"])
+def test_the_look_runs_before_every_celery_task_on_the_thread_s_connections() -> None:
+    connection = connections["orders"]
+    before = _backend_of(connection)
+    untouched = _own_connection(60)
+    _backend_of(untouched)  # a healthy connection: the look must cost it nothing
+    untouched.is_usable = lambda: pytest.fail("a healthy connection was checked")  # type: ignore[method-assign]
+    try:
+        _terminate_from_outside(before)
+
+        task_prerun.send(sender=None, task_id="t", task=None, args=(), kwargs={})
+        after = _backend_of(connection)
+        untouched.look_again_if_server_spoke()
+        _backend_of(untouched)
+
+        assert after != before
+    finally:
+        untouched.close()
+        connection.close()  # a session broken by a failure here must not reach the next test
+
+
+def _backend_of(connection: DatabaseWrapper) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return int(cursor.fetchone()[0])
+
+
+def _terminate_from_outside(pid: int) -> None:
+    params = connections["orders"].get_connection_params()
+    with psycopg.connect(**{k: v for k, v in params.items() if k != "cursor_factory"}, autocommit=True) as conn:
+        conn.execute("SELECT pg_terminate_backend(%s)", [pid])
+        for _ in range(200):
+            if conn.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone()[0] == 0:
+                return
+            time.sleep(0.01)
+    raise AssertionError(f"backend {pid} is still there")
 
 
 def test_a_url_names_a_unix_socket_directory_as_libpq_does() -> None:

@@ -14,6 +14,12 @@ Looking costs a ``poll`` with no wait, not a round trip; a connection found so
 gets the full check, fails it and is replaced before the request's first query.
 A connection cut without a word (a network partition) still fails one request
 inside the window, after which Django closes it.
+
+A Celery worker has no requests, so Django never resets the check there: a
+connection checked once was trusted until it failed a saga step (a retry with
+backoff per worker thread after every PostgreSQL restart). Before each task the
+worker looks at each of its thread's connections the same way, with no round
+trip (``look_again_if_server_spoke``, called from ``config/celery.py``).
 """
 
 from __future__ import annotations
@@ -56,6 +62,13 @@ class DatabaseWrapper(base.DatabaseWrapper):
         super().close_if_health_check_failed()
         if self.connection is not None:
             self._proven_at = time.monotonic()
+
+    def look_again_if_server_spoke(self) -> None:
+        """Between two units of work outside a request (a Celery task): if the server hung up on this idle
+        connection, have the next cursor run the full check, fail it and open a new session."""
+        if self.connection is not None and not self.in_atomic_block and self._server_spoke():
+            self.health_check_done = False
+            self._proven_at = float("-inf")
 
     def _server_spoke(self) -> bool:
         """Whether the server wrote to this idle connection unasked: between two requests nothing is

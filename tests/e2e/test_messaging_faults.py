@@ -8,8 +8,10 @@ import json
 import subprocess
 import time
 
+import psycopg
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connections
 from django.test import Client
 
 from messaging.api import redis_client
@@ -36,6 +38,39 @@ REDIS_START = [
     "--appendonly",
     "no",
 ]
+
+
+def _place_and_confirm(api_caller: ApiCaller, count: int, tag: str) -> None:
+    ids = [api_caller.place(order_body("SKU-1", 1, customer=f"cust-{tag}-{n}")).json()["id"] for n in range(count)]
+    assert {wait_for_state(order_id) for order_id in ids} == {"confirmed"}
+
+
+def _cut_every_other_session() -> None:
+    """What a PostgreSQL restart or failover does to the worker's and the relay's sessions."""
+    databases = sorted({connection.settings_dict["NAME"] for connection in connections.all()})
+    with psycopg.connect(host="127.0.0.1", user="postgres", dbname="postgres", autocommit=True) as admin:
+        query = "SELECT pid FROM pg_stat_activity WHERE datname = ANY(%s) AND pid <> pg_backend_pid()"
+        for (pid,) in admin.execute(query, [databases]).fetchall():
+            admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+        deadline = time.monotonic() + 10
+        while admin.execute(query, [databases]).fetchall() and time.monotonic() < deadline:
+            time.sleep(0.02)
+    connections.close_all()  # this process's sessions were cut too
+
+
+def test_a_worker_whose_sessions_were_cut_drives_the_next_orders_without_a_retry(  # type: ignore[no-untyped-def]
+    platform: Platform, api_caller: ApiCaller, stock
+) -> None:
+    stock("SKU-1", 100)
+    _place_and_confirm(api_caller, 12, "warm")  # every worker thread holds sessions now
+    worker_log = platform.log_dir / "worker.log"
+    seen = worker_log.stat().st_size
+
+    _cut_every_other_session()
+    _place_and_confirm(api_caller, 12, "after")
+
+    since_cut = worker_log.read_bytes()[seen:].decode(errors="replace")
+    assert "transient failure" not in since_cut, since_cut[-3000:]
 
 
 def test_relay_killed_between_publish_and_mark_republishes_and_applies_once(platform: Platform) -> None:
