@@ -37,6 +37,7 @@ def bench_plan(options: dict[str, Any]) -> BenchPlan:
         web_threads=options["web_threads"],
         saga_workers=options["saga_workers"],
         saga_concurrency=options["saga_concurrency"],
+        saga_pool=options["saga_pool"],
     )
     plan = BenchPlan(topology=topology, observe=options["observe"], mix=OrderMix(), seed=options["seed"])
     if options["quick"] or os.environ.get("BENCH_QUICK", "") not in ("", "0"):
@@ -77,6 +78,9 @@ class Command(BaseCommand):
         parser.add_argument("--web-threads", type=int, default=8)
         parser.add_argument("--saga-workers", type=int, default=1, help="Saga worker processes.")
         parser.add_argument("--saga-concurrency", type=int, default=4, help="Threads per saga worker.")
+        parser.add_argument(
+            "--saga-pool", choices=["threads", "solo", "prefork"], default="threads", help="Saga workers' pool."
+        )
         parser.add_argument("--profile", metavar="DIR", help="py-spy the web, worker and relay during the load.")
         parser.add_argument(
             "--profile-mode", choices=[CPU, WALL], default=CPU, help="cpu: GIL holder only; wall: waits too."
