@@ -15,7 +15,6 @@ from inventory.models import Reservation, ReservationStatus, StockItem, StockPol
 ALIAS = router.db_for_write(StockItem)
 _TABLE = StockItem._meta.db_table
 _RESERVATIONS = Reservation._meta.db_table
-_HOLD = f'UPDATE "{_TABLE}" SET "reserved" = "reserved" + %s WHERE "sku" = %s AND "on_hand" >= "reserved" + %s'
 _FREE = f'UPDATE "{_TABLE}" SET "reserved" = "reserved" - %s WHERE "sku" = %s'
 
 
@@ -49,6 +48,83 @@ SELECT (SELECT count(*) FROM mine), (SELECT coalesce(array_agg("sku" ORDER BY "s
 """
 
 
+# An order's hold in one statement, and so in one commit: unless the order holds some already, lock its STRICT
+# stock rows in SKU order (as every path does), and only if every SKU exists and every STRICT one has the units
+# free, move them to reserved and insert the order's reservations. All lines or none, decided on the locked
+# rows; an EVENTUAL row is read, never locked. The row locks are held for this statement and its commit only,
+# not across round trips: the hot SKU's row is where orders queue.
+_HOLD_FOR_ORDER = f"""
+WITH want AS (
+    SELECT w."sku", w."quantity" FROM unnest(%(skus)s::varchar[], %(quantities)s::integer[]) AS w("sku", "quantity")
+), before AS (
+    SELECT EXISTS (SELECT 1 FROM "{_RESERVATIONS}" WHERE "order_id" = %(order_id)s) AS "held"
+), known AS (
+    SELECT s."sku", s."policy" FROM "{_TABLE}" AS s WHERE s."sku" IN (SELECT "sku" FROM want)
+), strict AS MATERIALIZED (
+    SELECT s."sku", s."on_hand" - s."reserved" AS "free" FROM "{_TABLE}" AS s
+    WHERE s."sku" IN (SELECT "sku" FROM known WHERE "policy" = %(strict)s) AND NOT (SELECT "held" FROM before)
+    ORDER BY s."sku" FOR UPDATE OF s
+), refused AS (
+    SELECT want."sku", want."quantity", known."sku" IS NULL AS "unknown" FROM want
+    LEFT JOIN known ON known."sku" = want."sku" LEFT JOIN strict ON strict."sku" = want."sku"
+    WHERE known."sku" IS NULL OR strict."free" < want."quantity"
+    ORDER BY want."sku" LIMIT 1
+), go AS (
+    SELECT NOT (SELECT "held" FROM before) AND NOT EXISTS (SELECT 1 FROM refused) AS "ok"
+), holds AS (
+    UPDATE "{_TABLE}" AS s SET "reserved" = s."reserved" + want."quantity"
+    FROM want JOIN strict ON strict."sku" = want."sku"
+    WHERE s."sku" = want."sku" AND (SELECT "ok" FROM go)
+), made AS (
+    INSERT INTO "{_RESERVATIONS}"
+        ("id", "order_id", "sku", "quantity", "policy", "status", "expires_at", "settled_at", "created_at",
+         "updated_at")
+    SELECT gen_random_uuid(), %(order_id)s, want."sku", want."quantity", known."policy", %(held)s, %(expires_at)s,
+           NULL, %(now)s, %(now)s
+    FROM want JOIN known ON known."sku" = want."sku"
+    WHERE (SELECT "ok" FROM go)
+    RETURNING "id", "sku", "quantity", "policy"
+)
+SELECT (SELECT "held" FROM before), (SELECT "sku" FROM refused), (SELECT "quantity" FROM refused),
+       (SELECT "unknown" FROM refused),
+       (SELECT coalesce(array_agg(ARRAY["id"::text, "sku", "quantity"::text, "policy"]), '{{}}') FROM made)
+"""
+
+
+@dataclass(frozen=True)
+class Hold:
+    held_before: bool  # the order held stock already: nothing was done
+    refused_sku: str | None  # the first SKU (in SKU order) that does not exist or lacks the units: nothing held
+    refused_quantity: int | None
+    unknown: bool  # refused_sku does not exist (rather than lacking units)
+    made: list[tuple[uuid.UUID, str, int, str]]  # the reservations inserted: id, sku, quantity, policy
+
+
+def units_hold_for_order(
+    *, order_id: uuid.UUID, lines: list[tuple[str, int]], expires_at: datetime, now: datetime
+) -> Hold:
+    """Hold an order's units, all lines (distinct SKUs) or none, in one statement."""
+    params = {
+        "order_id": order_id,
+        "skus": [sku for sku, _ in lines],
+        "quantities": [quantity for _, quantity in lines],
+        "expires_at": expires_at,
+        "now": now,
+        "held": ReservationStatus.HELD,
+        "strict": StockPolicy.STRICT,
+    }
+    with connections[ALIAS].cursor() as cursor:
+        cursor.execute(_HOLD_FOR_ORDER, params)
+        held_before, refused_sku, refused_quantity, unknown, made = cursor.fetchone()
+    return Hold(
+        held_before=held_before,
+        refused_sku=refused_sku,
+        refused_quantity=refused_quantity,
+        unknown=bool(unknown),
+        made=[(uuid.UUID(pk), sku, int(quantity), policy) for pk, sku, quantity, policy in made],
+    )
+
+
 @dataclass(frozen=True)
 class Sale:
     reservations: int  # the order's, whatever their status
@@ -77,11 +153,6 @@ def _execute(sql: str, params: list[object]) -> int:
     with connections[ALIAS].cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount
-
-
-def units_hold(*, sku: str, quantity: int) -> bool:
-    """Reserve ``quantity`` units if that many are free; False (nothing changed) if not."""
-    return _execute(_HOLD, [quantity, sku, quantity]) == 1
 
 
 def units_free(*, sku: str, quantity: int) -> None:

@@ -118,18 +118,3 @@ def stock_tallies() -> list[StockTally]:
         )
         for sku, policy, sold, reserved, sold_by_reservations, reserved_by_reservations in rows
     ]
-
-
-_HOLD_FACTS = (
-    f'SELECT EXISTS (SELECT 1 FROM "{Reservation._meta.db_table}" WHERE "order_id" = %s), s."sku", s."policy" '
-    f'FROM (VALUES (1)) AS one LEFT JOIN "{StockItem._meta.db_table}" AS s ON s."sku" = ANY(%s)'
-)
-
-
-def hold_facts(*, order_id: uuid.UUID, skus: list[str]) -> tuple[bool, dict[str, str]]:
-    """What holding stock for an order needs to know, in one round trip: whether the order holds some
-    already, and the policy of each of ``skus`` that exists."""
-    with connections[Reservation.objects.db].cursor() as cursor:
-        cursor.execute(_HOLD_FACTS, [order_id, skus])
-        rows = cursor.fetchall()
-    return rows[0][0], {sku: policy for _, sku, policy in rows if sku is not None}

@@ -11,11 +11,10 @@ from django.db.models.functions import Coalesce, Now
 from django.utils import timezone
 
 from inventory.contracts import RESERVATION_EXPIRED, LineRequest, OutOfStock, ReservationLapsed, UnknownSku
-from inventory.counters import units_free, units_hold, units_sell_for_order
+from inventory.counters import units_free, units_hold_for_order, units_sell_for_order
 from inventory.metrics import RESERVATIONS_EXPIRED
 from inventory.models import InventoryOutbox, Reservation, ReservationStatus, StockItem, StockPolicy
-from inventory.selectors import hold_facts
-from messaging.api import atomic_on, insert_rows, outbox_append, rows_where
+from messaging.api import atomic_on, outbox_append, rows_where
 
 atomic = atomic_on("inventory")
 
@@ -50,24 +49,28 @@ def _merge(lines: list[LineRequest]) -> list[tuple[str, int]]:
 
 
 def reservation_hold(*, order_id: uuid.UUID, lines: list[LineRequest], ttl: timedelta) -> list[Reservation]:
-    """Hold stock for an order; all lines or none. Idempotent per order."""
-    with atomic():
-        already_held, policies = hold_facts(order_id=order_id, skus=[line.sku for line in lines])
-        if already_held:
-            return rows_where(Reservation, order_id=order_id)
-        expires_at = timezone.now() + ttl
-        reservations = []
-        for sku, quantity in _merge(lines):
-            policy = policies.get(sku)
-            if policy is None:
-                raise UnknownSku(sku)
-            if policy == StockPolicy.STRICT and not units_hold(sku=sku, quantity=quantity):
-                raise OutOfStock(sku, quantity)
-            reservations.append(
-                Reservation(order_id=order_id, sku=sku, quantity=quantity, policy=policy, expires_at=expires_at)
-            )
-        insert_rows(reservations)
-        return reservations
+    """Hold stock for an order; all lines or none. Idempotent per order. One statement, one commit."""
+    now = timezone.now()
+    hold = units_hold_for_order(order_id=order_id, lines=_merge(lines), expires_at=now + ttl, now=now)
+    if hold.held_before:
+        return rows_where(Reservation, order_id=order_id)
+    if hold.refused_sku is not None:
+        if hold.unknown:
+            raise UnknownSku(hold.refused_sku)
+        raise OutOfStock(hold.refused_sku, hold.refused_quantity or 0)
+    return [
+        Reservation(
+            id=pk,
+            order_id=order_id,
+            sku=sku,
+            quantity=quantity,
+            policy=policy,
+            expires_at=now + ttl,
+            created_at=now,
+            updated_at=now,
+        )
+        for pk, sku, quantity, policy in hold.made
+    ]
 
 
 def _held(order_id: uuid.UUID, status: str) -> list[Reservation]:

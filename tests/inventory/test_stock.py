@@ -3,13 +3,15 @@ path and books its sales in bulk, back-ordering a shortfall."""
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from datetime import timedelta
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, transaction
 
 from inventory.api import get_stock_level, set_stock
 from inventory.contracts import LineRequest, OutOfStock, ReservationLapsed, UnknownSku
@@ -62,6 +64,85 @@ def test_strict_refuses_the_unit_that_is_not_there_and_holds_nothing_of_the_orde
 
     assert level("A") == (5, 0, 5, 0, 0)
     assert not Reservation.objects.filter(order_id=order_id).exists()
+
+
+def test_a_hold_of_several_lines_is_one_statement_and_leaves_eventual_rows_alone() -> None:
+    set_stock(sku="A", on_hand=5, policy="strict")
+    set_stock(sku="B", on_hand=5, policy="strict")
+    set_stock(sku="E", on_hand=5, policy="eventual")
+    order_id = uuid.uuid4()
+    lines = [LineRequest(sku=sku, quantity=2) for sku in ("B", "E", "A")] + [LineRequest(sku="A", quantity=1)]
+
+    with statements_sent("inventory") as sent:
+        held = reservation_hold(order_id=order_id, lines=lines, ttl=TTL)
+
+    assert len(sent) == 1  # no BEGIN, read, UPDATE per line, INSERT, COMMIT: the row locks last one statement
+    assert sorted((r.sku, r.quantity, r.policy, r.status) for r in held) == [
+        ("A", 3, "strict", "held"),
+        ("B", 2, "strict", "held"),
+        ("E", 2, "eventual", "held"),
+    ]
+    assert {r.pk for r in held} == set(Reservation.objects.filter(order_id=order_id).values_list("pk", flat=True))
+    assert (level("A"), level("B")) == ((5, 3, 2, 0, 0), (5, 2, 3, 0, 0))
+    assert StockItem.objects.get(sku="E").reserved == 0
+
+
+def test_a_refused_hold_names_the_first_sku_in_order_that_fails_and_holds_nothing() -> None:
+    set_stock(sku="B", on_hand=1, policy="strict")
+    set_stock(sku="D", on_hand=9, policy="strict")
+    order_id = uuid.uuid4()
+
+    def hold_lines(*lines: tuple[str, int]) -> None:
+        reservation_hold(order_id=order_id, lines=[LineRequest(sku=sku, quantity=q) for sku, q in lines], ttl=TTL)
+
+    with pytest.raises(OutOfStock, match="not enough stock of 'B' for 2"):
+        hold_lines(("D", 1), ("B", 2))
+    with pytest.raises(UnknownSku, match="C"):
+        hold_lines(("D", 1), ("C", 1), ("B", 1))
+    with pytest.raises(OutOfStock, match="'B' for 5"):
+        hold_lines(("D", 1), ("C", 1), ("B", 5))  # B comes before C
+
+    assert (level("B"), level("D")) == ((1, 0, 1, 0, 0), (9, 0, 9, 0, 0))
+    assert not Reservation.objects.filter(order_id=order_id).exists()
+
+
+@pytest.mark.django_db(transaction=True, databases=["inventory"])
+def test_a_hold_that_waited_on_another_order_s_lock_decides_on_what_that_order_left() -> None:
+    set_stock(sku="S", on_hand=3, policy="strict")
+    first_holds, first_may_commit = threading.Event(), threading.Event()
+    outcome: dict[str, str] = {}
+
+    def first() -> None:
+        try:
+            with transaction.atomic(using="inventory"):
+                hold("S", 2)
+                first_holds.set()
+                first_may_commit.wait(10)
+        finally:
+            connections.close_all()
+
+    def second() -> None:
+        try:
+            hold("S", 2)
+            outcome["second"] = "held"
+        except OutOfStock:
+            outcome["second"] = "refused"
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    threads[0].start()
+    assert first_holds.wait(10)
+    threads[1].start()
+    time.sleep(0.3)
+    waiting = threads[1].is_alive()  # on the first order's row lock, its statement begun before that commit
+    first_may_commit.set()
+    for thread in threads:
+        thread.join(10)
+
+    assert waiting
+    assert outcome == {"second": "refused"}  # 1 unit was left, not the 3 its statement's snapshot saw
+    assert level("S") == (3, 2, 1, 0, 0)
 
 
 def test_a_sale_of_several_lines_is_one_statement_and_happens_once() -> None:
