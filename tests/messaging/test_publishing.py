@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import base64
+import copy
 import json
 
+import pytest
 from django.db import connections, transaction
 
 from config.celery import app as celery_app
 from messaging.api import drain_batch, redis_client
 from messaging.broker import Channel
-from messaging.relay import claim_sql, claimed_envelope, envelope_of
+from messaging.relay import claim_sql, claimed_envelope, envelope_of, relay_sessions_commit_without_flush_wait
 from tests.messaging.helpers import add_pings
 from tests.probe.models import ProbeOutbox
 from tests.probe.tasks import PING
+from tests.statements import statements_sent
 
 
 def test_relayed_message_is_a_celery_task_message_carrying_the_whole_envelope() -> None:
@@ -75,3 +78,38 @@ def test_claimed_rows_make_the_same_envelope_as_the_model() -> None:
         transaction.set_rollback(True, using="default")
 
     assert claimed_envelope(claimed, "default") == envelope_of(row, "default")
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "orders"])
+def test_the_relay_s_sessions_commit_without_the_flush_wait_and_save_a_round_trip_per_batch() -> None:
+    saved = copy.deepcopy(connections["default"].settings_dict["OPTIONS"])
+    add_pings(1, prefix="nowait")
+    try:
+        relay_sessions_commit_without_flush_wait(["default"])  # what the relay process does at start
+        with statements_sent("default") as sent:
+            assert drain_batch(ProbeOutbox, 10) == 1
+        with connections["default"].cursor() as cursor:
+            cursor.execute("SHOW synchronous_commit")
+            (relay_session,) = cursor.fetchone()
+        with connections["orders"].cursor() as cursor:
+            cursor.execute("SHOW synchronous_commit")
+            (business_session,) = cursor.fetchone()
+
+        assert (relay_session, business_session) == ("off", "on")
+        assert [sql for sql in sent if "synchronous_commit" in sql] == []
+        assert len(sent) == 1  # the claim; BEGIN and COMMIT are the driver's
+    finally:
+        connections["default"].settings_dict["OPTIONS"] = saved
+        connections["default"].close()
+    redis_client().delete("events")
+
+
+@pytest.mark.django_db(transaction=True, databases=["default"])
+def test_a_batch_in_any_other_process_still_commits_without_the_flush_wait() -> None:
+    add_pings(1, prefix="setlocal")
+
+    with statements_sent("default") as sent:
+        assert drain_batch(ProbeOutbox, 10) == 1
+
+    assert sent[0] == "SET LOCAL synchronous_commit TO off"
+    redis_client().delete("events")
