@@ -37,7 +37,7 @@ from fraud.api import assess_order
 from fraud.contracts import Decision, FraudRejected
 from inventory.api import commit_stock, release_stock, reserve_stock, return_stock
 from inventory.contracts import LineRequest
-from messaging.api import BusinessError, TransientError, bound, crash_point, insert_rows, rows_where, span
+from messaging.api import BusinessError, TransientError, bound, crash_point, insert_rows, span
 from orders.contracts import (
     COMPENSATE_ORDER,
     ORDER_CANCELLED,
@@ -46,9 +46,9 @@ from orders.contracts import (
     ORDER_REJECTED,
 )
 from orders.metrics import SAGA_OUTCOMES, SAGA_STEP_SECONDS
-from orders.models import CONFIRMATION_STEPS, RESERVATION_STEPS, RESTING_STATES, Order, OrderLine, OrderState
+from orders.models import CONFIRMATION_STEPS, RESERVATION_STEPS, RESTING_STATES, Order, OrderState
 from orders.saga_lock import saga_lock
-from orders.selectors import order_moved
+from orders.selectors import order_for_saga, order_moved
 from orders.services.transitions import order_event, order_record_step, order_transition
 from payments.api import authorize_payment, capture_payment, refund_payment, void_payment
 from shipping.api import cancel_shipment, create_shipment
@@ -100,7 +100,7 @@ def _assess_fraud(order: Order) -> dict:
 
 
 def _reserve(order: Order) -> dict:
-    lines = [LineRequest(sku=line.sku, quantity=line.quantity) for line in rows_where(OrderLine, order_id=order.id)]
+    lines = [LineRequest(sku=sku, quantity=quantity) for sku, quantity in order.line_rows]  # read by _driving
     reserve_stock(order_id=order.id, lines=lines, ttl=timedelta(seconds=settings.RESERVATION_TTL_S))
     return {}
 
@@ -156,16 +156,16 @@ UNDO_ORDER = tuple(reversed([*RESERVATION, *CONFIRMATION]))
 
 @contextmanager
 def _driving(order_id: uuid.UUID) -> Iterator[Order]:
-    """One driver per order across all workers (``saga_lock``). Yields the order, read after the lock is
-    held: read in the same statement, it could come from a snapshot taken before the previous driver's
-    last commit and unlock."""
+    """One driver per order across all workers (``saga_lock``). Yields the order with its lines, read after
+    the lock is held: read in the same statement, it could come from a snapshot taken before the previous
+    driver's last commit and unlock."""
     with saga_lock(order_id) as acquired:
         if not acquired:
             raise SagaBusy(f"order {order_id} is being driven by another worker")
-        found = rows_where(Order, id=order_id)
-        if not found:
+        order = order_for_saga(order_id=order_id)
+        if order is None:
             raise Order.DoesNotExist(f"order {order_id} does not exist")
-        yield found[0]
+        yield order
 
 
 def _run_steps(order: Order, steps: tuple[Step, ...]) -> tuple[Order, dict]:

@@ -9,6 +9,7 @@ from unittest.mock import patch
 import pytest
 from django_fsm import ConcurrentTransition
 
+from inventory.models import Reservation
 from messaging.api import TransientError, redis_client, set_fault_profile
 from orders import saga
 from orders.models import CONFIRMATION_STEPS, RESERVATION_STEPS, Order, OrderHistory, OrdersOutbox
@@ -20,6 +21,7 @@ from payments.models import Authorization
 from shipping.carrier import FakeCarrier
 from tests.agreement import stock_of, view
 from tests.conftest import ApiCaller, order_body
+from tests.statements import statements_sent
 
 
 @pytest.fixture
@@ -36,6 +38,22 @@ def place(api_caller: ApiCaller, stock):  # type: ignore[no-untyped-def]
 
 def history(order_id: uuid.UUID) -> list[str]:
     return list(OrderHistory.objects.filter(order_id=order_id).values_list("to_state", flat=True))
+
+
+def test_a_run_reads_the_order_with_its_lines_in_one_statement(api_caller: ApiCaller, stock) -> None:  # type: ignore[no-untyped-def]
+    stock("SKU-1", 5)
+    stock("SKU-2", 5, policy="eventual")
+    body = order_body("SKU-1", 2)
+    body["lines"] += [{"sku": "SKU-2", "quantity": 1}, {"sku": "SKU-1", "quantity": 1}]
+    order_id = uuid.UUID(api_caller.place(body).json()["id"])
+
+    with statements_sent("orders") as sent:
+        assert saga_run(order_id=order_id) == "confirmed"
+
+    assert [sql for sql in sent if "orders_orderline" in sql] == [sent[1]]  # the read after the lock, no other
+    held = Reservation.objects.filter(order_id=order_id).values_list("sku", "quantity", "status")
+    assert sorted(held) == [("SKU-1", 3, "committed"), ("SKU-2", 1, "committed")]
+    assert stock_of("SKU-1")[:2] == (2, 0)
 
 
 def test_happy_path_confirms_and_every_module_agrees(place) -> None:  # type: ignore[no-untyped-def]
