@@ -53,6 +53,11 @@ SELECT (SELECT count(*) FROM mine), (SELECT coalesce(array_agg("sku" ORDER BY "s
 # free, move them to reserved and insert the order's reservations. All lines or none, decided on the locked
 # rows; an EVENTUAL row is read, never locked. The row locks are held for this statement and its commit only,
 # not across round trips: the hot SKU's row is where orders queue.
+# The UPDATE writes the counters from the locked rows, not from its own ``s``: all of a statement reads one
+# snapshot, and a row changed between it and the lock (stock freed or added meanwhile) is seen by the UPDATE
+# as it was then. PostgreSQL checks the new row against ``stock_strict_never_oversold`` before it follows the
+# row to its latest version, so a new row built from the stale counters could fail the check on figures the
+# decision never used.
 _HOLD_FOR_ORDER = f"""
 WITH want AS (
     SELECT w."sku", w."quantity" FROM unnest(%(skus)s::varchar[], %(quantities)s::integer[]) AS w("sku", "quantity")
@@ -61,7 +66,7 @@ WITH want AS (
 ), known AS (
     SELECT s."sku", s."policy" FROM "{_TABLE}" AS s WHERE s."sku" IN (SELECT "sku" FROM want)
 ), strict AS MATERIALIZED (
-    SELECT s."sku", s."on_hand" - s."reserved" AS "free" FROM "{_TABLE}" AS s
+    SELECT s."sku", s."on_hand", s."reserved", s."on_hand" - s."reserved" AS "free" FROM "{_TABLE}" AS s
     WHERE s."sku" IN (SELECT "sku" FROM known WHERE "policy" = %(strict)s) AND NOT (SELECT "held" FROM before)
     ORDER BY s."sku" FOR UPDATE OF s
 ), refused AS (
@@ -72,7 +77,7 @@ WITH want AS (
 ), go AS (
     SELECT NOT (SELECT "held" FROM before) AND NOT EXISTS (SELECT 1 FROM refused) AS "ok"
 ), holds AS (
-    UPDATE "{_TABLE}" AS s SET "reserved" = s."reserved" + want."quantity"
+    UPDATE "{_TABLE}" AS s SET "on_hand" = strict."on_hand", "reserved" = strict."reserved" + want."quantity"
     FROM want JOIN strict ON strict."sku" = want."sku"
     WHERE s."sku" = want."sku" AND (SELECT "ok" FROM go)
 ), made AS (

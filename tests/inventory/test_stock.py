@@ -12,6 +12,7 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import IntegrityError, connections, transaction
+from django.db.models import F
 
 from inventory.api import get_stock_level, set_stock
 from inventory.contracts import LineRequest, OutOfStock, ReservationLapsed, UnknownSku
@@ -143,6 +144,43 @@ def test_a_hold_that_waited_on_another_order_s_lock_decides_on_what_that_order_l
     assert waiting
     assert outcome == {"second": "refused"}  # 1 unit was left, not the 3 its statement's snapshot saw
     assert level("S") == (3, 2, 1, 0, 0)
+
+
+@pytest.mark.django_db(transaction=True, databases=["inventory"])
+def test_a_hold_that_waited_while_stock_was_added_takes_the_new_units() -> None:
+    set_stock(sku="S", on_hand=5, policy="strict")
+    restocking, restock_may_commit = threading.Event(), threading.Event()
+    outcome: dict[str, str] = {}
+
+    def restock() -> None:  # a release, an expiry or a delivery does the same to the row
+        try:
+            with transaction.atomic(using="inventory"):
+                StockItem.objects.filter(sku="S").update(on_hand=F("on_hand") + 1)
+                restocking.set()
+                restock_may_commit.wait(10)
+        finally:
+            connections.close_all()
+
+    def six() -> None:
+        try:
+            hold("S", 6)
+            outcome["six"] = "held"
+        except Exception as exc:  # the test names what went wrong instead
+            outcome["six"] = type(exc).__name__
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=restock), threading.Thread(target=six)]
+    threads[0].start()
+    assert restocking.wait(10)
+    threads[1].start()
+    time.sleep(0.3)  # its statement's snapshot has 5 units; it waits on the row
+    restock_may_commit.set()
+    for thread in threads:
+        thread.join(10)
+
+    assert outcome == {"six": "held"}  # not IntegrityError: a new row built from the snapshot's 5
+    assert level("S") == (6, 6, 0, 0, 0)
 
 
 def test_a_sale_of_several_lines_is_one_statement_and_happens_once() -> None:
