@@ -51,7 +51,8 @@ def _merge(lines: list[LineRequest]) -> list[tuple[str, int]]:
 def reservation_hold(*, order_id: uuid.UUID, lines: list[LineRequest], ttl: timedelta) -> list[Reservation]:
     """Hold stock for an order; all lines or none. Idempotent per order. One statement, one commit."""
     now = timezone.now()
-    hold = units_hold_for_order(order_id=order_id, lines=_merge(lines), expires_at=now + ttl, now=now)
+    expires_at = now + ttl
+    hold = units_hold_for_order(order_id=order_id, lines=_merge(lines), expires_at=expires_at, now=now)
     if hold.held_before:
         return rows_where(Reservation, order_id=order_id)
     if hold.refused_sku is not None:
@@ -65,7 +66,7 @@ def reservation_hold(*, order_id: uuid.UUID, lines: list[LineRequest], ttl: time
             sku=sku,
             quantity=quantity,
             policy=policy,
-            expires_at=now + ttl,
+            expires_at=expires_at,
             created_at=now,
             updated_at=now,
         )

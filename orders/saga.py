@@ -100,7 +100,7 @@ def _assess_fraud(order: Order) -> dict:
 
 
 def _reserve(order: Order) -> dict:
-    lines = [LineRequest(sku=sku, quantity=quantity) for sku, quantity in order.line_rows]  # read by _driving
+    lines = [LineRequest(sku=sku, quantity=quantity) for sku, quantity in order.line_pairs]  # read by _driving
     reserve_stock(order_id=order.id, lines=lines, ttl=timedelta(seconds=settings.RESERVATION_TTL_S))
     return {}
 

@@ -35,18 +35,19 @@ def _order_for_saga_sql() -> str:
     return (
         f"SELECT {model_columns(Order)}, "
         f"ARRAY(SELECT ARRAY[l.sku, l.quantity::text] FROM {lines} l WHERE l.order_id = o.id ORDER BY l.id) "
-        f"AS line_rows FROM {orders} o WHERE o.id = %s"
+        f"AS line_pairs FROM {orders} o WHERE o.id = %s"
     )
 
 
 def order_for_saga(*, order_id: uuid.UUID) -> Order | None:
-    """The order a saga run drives, with its lines as ``line_rows`` ((sku, quantity) pairs): one statement,
-    where the reservation step used to read the lines with one of its own."""
-    found = rows_of(Order, _order_for_saga_sql(), [order_id], extra=("line_rows",))
+    """The order a saga run drives, with its lines as ``line_pairs`` ((sku, quantity) tuples, not the dicts of
+    ``order_for_client``'s ``line_rows``): one statement, where the reservation step read the lines with one of
+    its own."""
+    found = rows_of(Order, _order_for_saga_sql(), [order_id], extra=("line_pairs",))
     if not found:
         return None
     order = found[0]
-    order.line_rows = [(sku, int(quantity)) for sku, quantity in order.line_rows]
+    order.line_pairs = [(sku, int(quantity)) for sku, quantity in order.line_pairs]
     return order
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from io import StringIO
 
@@ -107,79 +108,62 @@ def test_a_refused_hold_names_the_first_sku_in_order_that_fails_and_holds_nothin
     assert not Reservation.objects.filter(order_id=order_id).exists()
 
 
+def _hold_behind(change: Callable[[], None], sku: str, quantity: int) -> tuple[bool, str]:
+    """Hold ``quantity`` of ``sku`` while another transaction has run ``change`` on its row and not yet
+    committed; whether the hold waited for that commit, and how it ended ("held" or the error's name)."""
+    changed, may_commit = threading.Event(), threading.Event()
+    outcome: list[str] = []
+
+    def other() -> None:
+        try:
+            with transaction.atomic(using="inventory"):
+                change()
+                changed.set()
+                may_commit.wait(10)
+        finally:
+            connections.close_all()
+
+    def holder() -> None:
+        try:
+            hold(sku, quantity)
+            outcome.append("held")
+        except Exception as exc:  # the test names what went wrong
+            outcome.append(type(exc).__name__)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=other), threading.Thread(target=holder)]
+    threads[0].start()
+    assert changed.wait(10)
+    threads[1].start()
+    time.sleep(0.3)
+    waited = threads[1].is_alive()  # on the row's lock, its statement begun before that commit
+    may_commit.set()
+    for thread in threads:
+        thread.join(10)
+    return waited, "".join(outcome)
+
+
 @pytest.mark.django_db(transaction=True, databases=["inventory"])
 def test_a_hold_that_waited_on_another_order_s_lock_decides_on_what_that_order_left() -> None:
     set_stock(sku="S", on_hand=3, policy="strict")
-    first_holds, first_may_commit = threading.Event(), threading.Event()
-    outcome: dict[str, str] = {}
 
-    def first() -> None:
-        try:
-            with transaction.atomic(using="inventory"):
-                hold("S", 2)
-                first_holds.set()
-                first_may_commit.wait(10)
-        finally:
-            connections.close_all()
+    waited, outcome = _hold_behind(lambda: hold("S", 2), "S", 2)
 
-    def second() -> None:
-        try:
-            hold("S", 2)
-            outcome["second"] = "held"
-        except OutOfStock:
-            outcome["second"] = "refused"
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=first), threading.Thread(target=second)]
-    threads[0].start()
-    assert first_holds.wait(10)
-    threads[1].start()
-    time.sleep(0.3)
-    waiting = threads[1].is_alive()  # on the first order's row lock, its statement begun before that commit
-    first_may_commit.set()
-    for thread in threads:
-        thread.join(10)
-
-    assert waiting
-    assert outcome == {"second": "refused"}  # 1 unit was left, not the 3 its statement's snapshot saw
+    assert waited
+    assert outcome == "OutOfStock"  # 1 unit was left, not the 3 its statement's snapshot saw
     assert level("S") == (3, 2, 1, 0, 0)
 
 
 @pytest.mark.django_db(transaction=True, databases=["inventory"])
 def test_a_hold_that_waited_while_stock_was_added_takes_the_new_units() -> None:
     set_stock(sku="S", on_hand=5, policy="strict")
-    restocking, restock_may_commit = threading.Event(), threading.Event()
-    outcome: dict[str, str] = {}
 
-    def restock() -> None:  # a release, an expiry or a delivery does the same to the row
-        try:
-            with transaction.atomic(using="inventory"):
-                StockItem.objects.filter(sku="S").update(on_hand=F("on_hand") + 1)
-                restocking.set()
-                restock_may_commit.wait(10)
-        finally:
-            connections.close_all()
+    # A release, an expiry or a delivery does the same to the row.
+    waited, outcome = _hold_behind(lambda: StockItem.objects.filter(sku="S").update(on_hand=F("on_hand") + 1), "S", 6)
 
-    def six() -> None:
-        try:
-            hold("S", 6)
-            outcome["six"] = "held"
-        except Exception as exc:  # the test names what went wrong instead
-            outcome["six"] = type(exc).__name__
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=restock), threading.Thread(target=six)]
-    threads[0].start()
-    assert restocking.wait(10)
-    threads[1].start()
-    time.sleep(0.3)  # its statement's snapshot has 5 units; it waits on the row
-    restock_may_commit.set()
-    for thread in threads:
-        thread.join(10)
-
-    assert outcome == {"six": "held"}  # not IntegrityError: a new row built from the snapshot's 5
+    assert waited
+    assert outcome == "held"  # not IntegrityError: a new row built from the snapshot's 5
     assert level("S") == (6, 6, 0, 0, 0)
 
 
