@@ -148,6 +148,15 @@ MESSAGING_RELAY_BATCH_SIZE = int(os.environ.get("MESSAGING_RELAY_BATCH_SIZE", "5
 MESSAGING_RELAY_POLL_INTERVAL_S = float(os.environ.get("MESSAGING_RELAY_POLL_INTERVAL_S", "1.0"))
 # One log line per published message (with its correlation id); off for benchmarks.
 MESSAGING_RELAY_LOG_EACH = env_bool("MESSAGING_RELAY_LOG_EACH", True)
+# Degradation switch (DESIGN.md §5): while the oldest message waiting in a critical queue is older than
+# MESSAGING_HOLD_EVENTS_LAG_S, the relay keeps messages whose every consumer is on a non-critical queue in their
+# outbox, and lets them go (oldest first, at most MESSAGING_HELD_RELEASE_PER_S) once that lag is under half of it.
+MESSAGING_HOLD_EVENTS = env_bool("MESSAGING_HOLD_EVENTS", True)
+MESSAGING_HOLD_EVENTS_LAG_S = float(os.environ.get("MESSAGING_HOLD_EVENTS_LAG_S", "1"))
+MESSAGING_HELD_RELEASE_PER_S = float(os.environ.get("MESSAGING_HELD_RELEASE_PER_S", "50"))
+MESSAGING_HOLD_CHECK_EVERY_S = float(os.environ.get("MESSAGING_HOLD_CHECK_EVERY_S", "0.5"))
+MESSAGING_CRITICAL_QUEUES = (*(f"saga.{region}" for region in REGIONS), "compensation")
+MESSAGING_NONCRITICAL_QUEUES = ("events",)
 MESSAGING_MAX_RETRIES = int(os.environ.get("MESSAGING_MAX_RETRIES", "8"))
 MESSAGING_RETRY_BASE_S = float(os.environ.get("MESSAGING_RETRY_BASE_S", "0.5"))
 MESSAGING_RETRY_MAX_S = float(os.environ.get("MESSAGING_RETRY_MAX_S", "300"))

@@ -53,7 +53,14 @@ def readyz(request: HttpRequest) -> JsonResponse:
         for model in outbox_models():
             try:
                 count, oldest = outbox_backlog(model)
-                backlog[model.objects.db] = {"unpublished": count, "oldest_age_s": round(oldest, 3)}
+                held, held_oldest = outbox_backlog(model, held=True)
+                backlog[model.objects.db] = {
+                    "unpublished": count,
+                    "oldest_age_s": round(oldest, 3),
+                    # Held back on purpose while the saga is behind: not a stalled relay.
+                    "held": held,
+                    "held_oldest_age_s": round(held_oldest, 3),
+                }
             except Exception as exc:  # noqa: BLE001
                 backlog[model.objects.db] = {"error": type(exc).__name__}
         relay["backlog"] = backlog

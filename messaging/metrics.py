@@ -12,6 +12,9 @@ from prometheus_client import Counter, Histogram
 
 CONSUMER_OUTCOMES = Counter("messaging_consumer_outcomes_total", "Consumer results by outcome", ["consumer", "outcome"])
 RELAY_PUBLISHED = Counter("messaging_relay_published_total", "Outbox rows published", ["module"])
+RELAY_HELD = Counter(
+    "messaging_relay_held_total", "Outbox rows held back under load (non-critical consumers only)", ["module"]
+)
 RELAY_BATCH_SIZE = Histogram(
     "messaging_relay_batch_size", "Rows per relay batch", ["module"], buckets=(1, 5, 10, 50, 100, 250, 500, 1000)
 )

@@ -32,13 +32,14 @@ from messaging.relay import outbox_backlog, outbox_models
 log = logging.getLogger("messaging.metrics")
 
 
-def backlog_by_module() -> dict[str, tuple[int, float]]:
-    """(unpublished rows, oldest age in seconds) per module; a module whose database fails is left out."""
+def backlog_by_module(*, held: bool = False) -> dict[str, tuple[int, float]]:
+    """(rows due to be published, oldest age in seconds) per module, or (``held``) of the rows held back under
+    load; a module whose database fails is left out."""
     result: dict[str, tuple[int, float]] = {}
     for model in outbox_models():
         module = model.objects.db
         try:
-            count, age = outbox_backlog(model)
+            count, age = outbox_backlog(model, held=held)
         except DatabaseError as exc:
             log.warning("metrics: cannot read the outbox of %s (%s)", module, exc)
             continue
@@ -77,6 +78,17 @@ class KernelStateCollector(Collector):
             oldest.add_metric([module], age)
         yield backlog
         yield oldest
+        held = GaugeMetricFamily(
+            "messaging_outbox_held", "Outbox rows held back while the critical queues are behind", labels=["module"]
+        )
+        held_oldest = GaugeMetricFamily(
+            "messaging_outbox_held_oldest_age_seconds", "Age of the oldest row held back", labels=["module"]
+        )
+        for module, (count, age) in sorted(backlog_by_module(held=True).items()):
+            held.add_metric([module], count)
+            held_oldest.add_metric([module], age)
+        yield held
+        yield held_oldest
 
     def _dead_letters(self) -> Iterator[Metric]:
         try:

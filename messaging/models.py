@@ -22,6 +22,9 @@ class OutboxMessage(models.Model):
     headers = models.JSONField(default=dict)
     created_at = models.DateTimeField(default=timezone.now)
     published_at = models.DateTimeField(null=True, blank=True)
+    # Set when the relay held the row back under load (its consumers are all non-critical, DESIGN.md §5): it
+    # stays here, durable, and goes out once the saga has caught up. Kept after publishing, as a record.
+    held_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         abstract = True
@@ -29,8 +32,13 @@ class OutboxMessage(models.Model):
         indexes = [
             models.Index(
                 fields=["created_at"],
-                name="%(app_label)s_outbox_pending",
-                condition=models.Q(published_at__isnull=True),
+                name="%(app_label)s_outbox_due",
+                condition=models.Q(published_at__isnull=True, held_at__isnull=True),
+            ),
+            models.Index(
+                fields=["created_at"],
+                name="%(app_label)s_outbox_held",
+                condition=models.Q(published_at__isnull=True, held_at__isnull=False),
             ),
             models.Index(fields=["published_at"], name="%(app_label)s_outbox_published"),
         ]

@@ -34,7 +34,11 @@ def queue_wait(message_type: str, region: str = "") -> QueueWait:
     """
     if not subscribers(message_type):
         load_all_consumers()
-    queues = sorted({sub.queue_for(region) for sub in subscribers(message_type)})
+    return queues_wait(sorted({sub.queue_for(region) for sub in subscribers(message_type)}), what=message_type)
+
+
+def queues_wait(queues: list[str], *, what: str = "") -> QueueWait:
+    """What waits in ``queues``, read in one round trip; a broker that cannot be reached counts as empty."""
     try:
         with redis_client().pipeline(transaction=False) as pipe:
             for queue in queues:
@@ -42,7 +46,7 @@ def queue_wait(message_type: str, region: str = "") -> QueueWait:
                 pipe.lindex(queue, -1)
             replies = pipe.execute()
     except redis.RedisError as exc:
-        log.warning("cannot read the queues of %s (%s); treating them as empty", message_type, exc)
+        log.warning("cannot read the queues of %s (%s); treating them as empty", what or queues, exc)
         return QueueWait()
     depths, tails = replies[0::2], replies[1::2]
     created = [at for at in (_created_at(raw) for raw in tails if raw is not None) if at is not None]

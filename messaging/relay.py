@@ -37,8 +37,9 @@ from django.utils import timezone
 from kombu import Producer
 
 from config.celery import app as celery_app
+from messaging.event_hold import EventHold
 from messaging.faults import crash_point
-from messaging.metrics import RELAY_BATCH_SECONDS, RELAY_BATCH_SIZE, RELAY_PUBLISHED
+from messaging.metrics import RELAY_BATCH_SECONDS, RELAY_BATCH_SIZE, RELAY_HELD, RELAY_PUBLISHED
 from messaging.models import OutboxMessage, RelayHeartbeat
 from messaging.outbox import NOTIFY_CHANNEL
 from messaging.publisher import publish_envelopes
@@ -101,15 +102,25 @@ def claimed_envelope(row: tuple[Any, ...], source: str) -> dict[str, Any]:
 
 
 @cache
-def claim_sql(model: type[OutboxMessage]) -> str:
-    """Lock the oldest unpublished rows no other relay holds, mark them published, return them oldest first."""
+def claim_sql(model: type[OutboxMessage], *, held: bool = False) -> str:
+    """Lock the oldest rows due now (or, ``held``, held back earlier) that no other relay holds, and return them
+    oldest first, each marked published, or held when its type is in the statement's array parameter (only
+    rows due now are ever held). The last column says whether the row was held."""
     ops = connections[model.objects.db].ops
     table = ops.quote_name(model._meta.db_table)
     columns = ", ".join(ops.quote_name(column) for column in ENVELOPE_COLUMNS)
+    if held:
+        due, hold = "held_at IS NOT NULL", "published_at = clock_timestamp()"
+    else:
+        due = "held_at IS NULL"
+        hold = (
+            "published_at = CASE WHEN message_type = ANY(%s) THEN NULL ELSE clock_timestamp() END, "
+            "held_at = CASE WHEN message_type = ANY(%s) THEN clock_timestamp() END"
+        )
     return (
-        f"WITH claimed AS (UPDATE {table} SET published_at = clock_timestamp() WHERE id IN ("
-        f"SELECT id FROM {table} WHERE published_at IS NULL ORDER BY created_at LIMIT %s FOR UPDATE SKIP LOCKED"
-        f") RETURNING {columns}) SELECT * FROM claimed ORDER BY created_at"
+        f"WITH claimed AS (UPDATE {table} SET {hold} WHERE id IN ("
+        f"SELECT id FROM {table} WHERE published_at IS NULL AND {due} ORDER BY created_at LIMIT %s "
+        f"FOR UPDATE SKIP LOCKED) RETURNING {columns}, published_at IS NULL) SELECT * FROM claimed ORDER BY created_at"
     )
 
 
@@ -138,29 +149,45 @@ def relay_sessions_commit_without_flush_wait(aliases: Iterable[str]) -> None:
         connections[alias].close()
 
 
-def drain_batch(model: type[OutboxMessage], batch_size: int, producer: Producer | None = None) -> int:
-    """Publish and mark up to ``batch_size`` rows of one outbox; return how many.
+def drain_batch(
+    model: type[OutboxMessage], batch_size: int, producer: Producer | None = None, *, hold: tuple[str, ...] = ()
+) -> int:
+    """Publish and mark up to ``batch_size`` rows of one outbox, oldest first; return how many were claimed.
+
+    Rows of a type in ``hold`` are marked held instead and stay in the outbox (``messaging.event_hold``).
 
     The mark commits without waiting for the WAL flush: should PostgreSQL lose
     it in a crash, the rows go out again, which at-least-once delivery and the
     consumers' inboxes already allow for. The business transactions that wrote
     the rows stay fully durable.
     """
+    return _claim_and_publish(model, claim_sql(model), [list(hold), list(hold), batch_size], producer)
+
+
+def release_held(model: type[OutboxMessage], limit: int, producer: Producer | None = None) -> int:
+    """Publish up to ``limit`` rows held back earlier, oldest first; return how many."""
+    return _claim_and_publish(model, claim_sql(model, held=True), [limit], producer)
+
+
+def _claim_and_publish(model: type[OutboxMessage], sql: str, params: list[Any], producer: Producer | None) -> int:
     alias = model.objects.db
     started = time.perf_counter()
     with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
         _commit_without_flush_wait(alias)
-        cursor.execute(claim_sql(model), [batch_size])
+        cursor.execute(sql, params)
         rows = cursor.fetchall()
         if not rows:
             return 0
-        publish_envelopes((claimed_envelope(row, alias) for row in rows), producer=producer)
+        published = [row[:-1] for row in rows if not row[-1]]
+        if published:
+            publish_envelopes((claimed_envelope(row, alias) for row in published), producer=producer)
         crash_point("relay.after_publish")
+    held = len(rows) - len(published)
     if log.isEnabledFor(logging.INFO) and settings.MESSAGING_RELAY_LOG_EACH:
         for row in rows:
-            envelope = dict(zip(ENVELOPE_COLUMNS, row, strict=True))
+            envelope = dict(zip(ENVELOPE_COLUMNS, row[:-1], strict=True))
             log.info(
-                "published %s",
+                "held %s" if row[-1] else "published %s",
                 envelope["message_type"],
                 extra={
                     "correlation_id": envelope["correlation_id"],
@@ -169,15 +196,19 @@ def drain_batch(model: type[OutboxMessage], batch_size: int, producer: Producer 
                     "aggregate_id": envelope["aggregate_id"],
                 },
             )
-    RELAY_PUBLISHED.labels(module=alias).inc(len(rows))
+    if published:
+        RELAY_PUBLISHED.labels(module=alias).inc(len(published))
+    if held:
+        RELAY_HELD.labels(module=alias).inc(held)
     RELAY_BATCH_SIZE.labels(module=alias).observe(len(rows))
     RELAY_BATCH_SECONDS.labels(module=alias).observe(time.perf_counter() - started)
     return len(rows)
 
 
-def outbox_backlog(model: type[OutboxMessage]) -> tuple[int, float]:
-    """(unpublished rows, age in seconds of the oldest) for one outbox."""
-    pending = model.objects.filter(published_at__isnull=True)
+def outbox_backlog(model: type[OutboxMessage], *, held: bool = False) -> tuple[int, float]:
+    """(rows due to be published, age in seconds of the oldest) for one outbox; ``held``: of the rows held
+    back under load instead."""
+    pending = model.objects.filter(published_at__isnull=True, held_at__isnull=not held)
     oldest = pending.order_by("created_at").values_list("created_at", flat=True).first()
     age = (timezone.now() - oldest).total_seconds() if oldest else 0.0
     return pending.count(), age
@@ -221,6 +252,8 @@ class Relay:
         self.published_total = 0
         load_all_consumers()
         self._outboxes = {model: schema_of(model) for model in outbox_models()}
+        self.hold = EventHold.from_settings()
+        self._held_somewhere = True  # rows held before a restart may be waiting
 
     # --- lifecycle
     def stop(self, *_: Any) -> None:
@@ -261,16 +294,38 @@ class Relay:
 
     # --- work
     def drain_all(self, models: Iterable[type[OutboxMessage]] | None = None) -> int:
-        """Drain ``models`` (every outbox by default) until each is empty."""
+        """Drain ``models`` (every outbox by default) until each has nothing due, holding back what the event
+        hold says; then let held rows go as far as its quota allows. Returns the rows claimed."""
         total = 0
         for model in self._outboxes if models is None else models:
             while not self._stop.is_set():
-                sent = drain_batch(model, self.batch_size, self._broker_producer())
+                hold = self.hold.types_to_hold()
+                sent = drain_batch(model, self.batch_size, self._broker_producer(), hold=hold)
                 total += sent
+                if hold and sent:
+                    self._held_somewhere = True
                 if sent < self.batch_size:
                     break
+        total += self.release_held()
         self.published_total += total
         return total
+
+    def release_held(self) -> int:
+        """Publish held rows, oldest first per outbox, within the event hold's quota."""
+        if not self._held_somewhere:
+            return 0
+        quota = self.hold.release_quota()
+        released = 0
+        for model in self._outboxes:
+            while released < quota and not self._stop.is_set():
+                sent = release_held(model, min(self.batch_size, quota - released), self._broker_producer())
+                released += sent
+                if not sent:
+                    break
+        self.hold.released(released)
+        if released < quota and not self.hold.holding:
+            self._held_somewhere = False  # every outbox answered with less than asked: none holds anything
+        return released
 
     def _broker_producer(self) -> Producer:
         """The relay's own broker connection, kept between batches (taking one from Celery's pool per

@@ -32,6 +32,10 @@ def subscribers(message_type: str) -> list[Subscription]:
     return _BY_TYPE.get(message_type, [])
 
 
+def all_subscriptions() -> list[Subscription]:
+    return list(_BY_TASK.values())
+
+
 def subscription_for_task(task_name: str) -> Subscription | None:
     return _BY_TASK.get(task_name)
 

@@ -114,10 +114,11 @@ def stock_tallies() -> list[StockTally]:
 
 
 def stalled_messages(scope: Scope, *, created_before: datetime, limit: int) -> list[StalledMessage]:
-    """Unpublished rows of every module's outbox created before ``created_before``, oldest first."""
+    """Unpublished rows of every module's outbox created before ``created_before``, oldest first; rows the relay
+    holds back while the saga is behind (non-critical events) are waiting on purpose, not stalled."""
     stalled = []
     for model in outbox_models():
-        rows = model.objects.filter(published_at__isnull=True, created_at__lt=created_before)
+        rows = model.objects.filter(published_at__isnull=True, held_at__isnull=True, created_at__lt=created_before)
         if scope.since is not None:
             rows = rows.filter(created_at__gte=scope.since)
         if scope.region:

@@ -73,11 +73,12 @@ def _body(raw: dict) -> str:
 def test_claimed_rows_make_the_same_envelope_as_the_model() -> None:
     (row,) = add_pings(1, prefix="same")
     with transaction.atomic(using="default"), connections["default"].cursor() as cursor:
-        cursor.execute(claim_sql(ProbeOutbox), [10])
+        cursor.execute(claim_sql(ProbeOutbox), [[], [], 10])
         (claimed,) = cursor.fetchall()
         transaction.set_rollback(True, using="default")
 
-    assert claimed_envelope(claimed, "default") == envelope_of(row, "default")
+    assert claimed[-1] is False  # published, not held
+    assert claimed_envelope(claimed[:-1], "default") == envelope_of(row, "default")
 
 
 @pytest.mark.django_db(transaction=True, databases=["default", "orders"])

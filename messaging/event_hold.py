@@ -1,0 +1,114 @@
+"""Holding back non-critical events while the saga is behind (DESIGN.md §5, degradation switches).
+
+Every confirmed order also sends events to consumers off the critical path (fraud's customer history today;
+loyalty, analytics and notifications tomorrow). Under a spike each of them costs the saga's workers a task,
+its statements and the relay a publish: measured, a sixth of an order's CPU. So while the critical queues
+(``MESSAGING_CRITICAL_QUEUES``: the saga's and the compensations') are behind, the relay leaves in their outbox
+the messages whose every consumer is on a non-critical queue (``MESSAGING_NONCRITICAL_QUEUES``), marked
+``held_at``. There they are durable, which a message parked on a broker without persistence would not be, and
+cost nothing until the saga has caught up; then they go out oldest first, at a bounded rate, so that their
+release does not put the saga behind again.
+
+Holding starts when the oldest message waiting in a critical queue is older than ``hold_lag_s`` and stops when
+it is younger than half of that (hysteresis: a lag hovering at the threshold does not flip the switch at every
+look). The lag is read from the broker at most every ``check_every_s``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.utils import timezone
+
+from messaging.queues import queues_wait
+from messaging.subscriptions import all_subscriptions, load_all_consumers
+
+log = logging.getLogger("messaging.relay")
+
+
+def critical_lag_s() -> float:
+    """Seconds the oldest message waiting in a critical queue has waited (0 when they are empty)."""
+    oldest = queues_wait(list(settings.MESSAGING_CRITICAL_QUEUES), what="the critical queues").oldest_at
+    return 0.0 if oldest is None else max(0.0, (timezone.now() - oldest).total_seconds())
+
+
+def holdable_message_types(noncritical_queues: tuple[str, ...]) -> tuple[str, ...]:
+    """Message types all of whose consumers are on non-critical queues (a type with any critical consumer is
+    never held: holding it would hold that consumer too)."""
+    load_all_consumers()
+    by_type: dict[str, bool] = {}
+    for sub in all_subscriptions():
+        # A regional queue ("saga.{region}") is critical whatever the region.
+        noncritical = "{" not in sub.queue and sub.queue in noncritical_queues
+        by_type[sub.message_type] = by_type.get(sub.message_type, True) and noncritical
+    return tuple(sorted(t for t, noncritical in by_type.items() if noncritical))
+
+
+@dataclass
+class EventHold:
+    """The relay's switch: which message types to hold now, and how many held rows it may let go."""
+
+    holdable: tuple[str, ...]
+    hold_lag_s: float = 1.0
+    release_per_s: float = 50.0
+    check_every_s: float = 0.5
+    read_lag: Callable[[], float] = critical_lag_s
+    clock: Callable[[], float] = time.monotonic
+    holding: bool = False
+    _checked_at: float = field(default=-math.inf, repr=False)
+    _allowance: float = field(default=0.0, repr=False)
+    _filled_at: float | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_settings(cls) -> EventHold:
+        holdable = holdable_message_types(tuple(settings.MESSAGING_NONCRITICAL_QUEUES))
+        return cls(
+            holdable=holdable if settings.MESSAGING_HOLD_EVENTS else (),
+            hold_lag_s=settings.MESSAGING_HOLD_EVENTS_LAG_S,
+            release_per_s=settings.MESSAGING_HELD_RELEASE_PER_S,
+            check_every_s=settings.MESSAGING_HOLD_CHECK_EVERY_S,
+        )
+
+    def types_to_hold(self) -> tuple[str, ...]:
+        """The message types to keep in the outbox now (none unless the critical queues are behind)."""
+        if not self.holdable:
+            return ()
+        now = self.clock()
+        if now - self._checked_at >= self.check_every_s:
+            self._checked_at = now
+            self._decide(self.read_lag())
+        return self.holdable if self.holding else ()
+
+    def _decide(self, lag: float) -> None:
+        if not self.holding and lag > self.hold_lag_s:
+            self.holding = True
+            log.warning(
+                "relay: holding back non-critical events (%s): the critical queues are %.1f s behind",
+                ", ".join(self.holdable),
+                lag,
+            )
+        elif self.holding and lag < self.hold_lag_s / 2:
+            self.holding = False
+            self._filled_at = None
+            log.info("relay: letting held events go: the critical queues are %.1f s behind", lag)
+
+    def release_quota(self) -> int:
+        """How many held rows may go out now: none while holding, else what ``release_per_s`` has allowed since
+        the last release, at most one second's worth (no burst after a long quiet spell)."""
+        if self.holding:
+            return 0
+        now = self.clock()
+        if self._filled_at is None:
+            self._allowance = self.release_per_s  # the first second's worth at once
+        else:
+            self._allowance = min(self.release_per_s, self._allowance + (now - self._filled_at) * self.release_per_s)
+        self._filled_at = now
+        return int(self._allowance + 1e-9)  # 0.3 s at 10/s allows 3, not 2.999…
+
+    def released(self, count: int) -> None:
+        self._allowance = max(0.0, self._allowance - count)
