@@ -160,7 +160,7 @@ class Platform:
         self.relay = self._spawn("relay", [sys.executable, "manage.py", "relay", "--poll-interval", "0.5"], extra_env)
         return self.relay
 
-    def start_worker(self, **extra_env: str) -> subprocess.Popen:
+    def start_worker(self, *, queues: str = QUEUES, **extra_env: str) -> subprocess.Popen:
         args = [
             sys.executable,
             "-m",
@@ -173,7 +173,7 @@ class Platform:
             "--concurrency",
             "4",
             "--queues",
-            QUEUES,
+            queues,
             "--without-mingle",
             "--without-gossip",
             "--loglevel",
