@@ -155,6 +155,8 @@ MESSAGING_HOLD_EVENTS = env_bool("MESSAGING_HOLD_EVENTS", True)
 MESSAGING_HOLD_EVENTS_LAG_S = float(os.environ.get("MESSAGING_HOLD_EVENTS_LAG_S", "1"))
 MESSAGING_HELD_RELEASE_PER_S = float(os.environ.get("MESSAGING_HELD_RELEASE_PER_S", "50"))
 MESSAGING_HOLD_CHECK_EVERY_S = float(os.environ.get("MESSAGING_HOLD_CHECK_EVERY_S", "0.5"))
+# A row held longer than this is reported by reconciliation as stalled (and released by `reconcile --fix`).
+MESSAGING_HELD_STALE_AFTER_S = float(os.environ.get("MESSAGING_HELD_STALE_AFTER_S", "900"))
 MESSAGING_CRITICAL_QUEUES = (*(f"saga.{region}" for region in REGIONS), "compensation")
 MESSAGING_NONCRITICAL_QUEUES = ("events",)
 MESSAGING_MAX_RETRIES = int(os.environ.get("MESSAGING_MAX_RETRIES", "8"))

@@ -22,13 +22,14 @@ from messaging.dead_letters import (
     dead_letter_retry,
     dead_letters_open,
 )
+from messaging.event_hold import types_held_now
 from messaging.faults import crash_point
 from messaging.metrics_view import register_scrape_collector
 from messaging.models import InboxMessage, KernelOutbox, OutboxMessage
 from messaging.outbox import notify_trigger_sql, outbox_append, outbox_message
 from messaging.queues import QueueWait, queue_wait
 from messaging.redis import redis_client
-from messaging.relay import Relay, drain_batch, outbox_backlog, outbox_models
+from messaging.relay import Relay, drain_batch, outbox_backlog, outbox_models, release_held
 from messaging.subscriptions import load_all_consumers
 from messaging.third_party import FaultProfile, fault_profile, set_fault_profile
 from messaging.tracing import span, trace_headers
@@ -71,11 +72,13 @@ __all__ = [
     "queue_wait",
     "redis_client",
     "register_scrape_collector",
+    "release_held",
     "rows_of",
     "rows_where",
     "set_fault_profile",
     "span",
     "trace_headers",
+    "types_held_now",
     "update_where",
     "update_where_then_insert",
 ]

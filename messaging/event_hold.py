@@ -11,7 +11,11 @@ release does not put the saga behind again.
 
 Holding starts when the oldest message waiting in a critical queue is older than ``hold_lag_s`` and stops when
 it is younger than half of that (hysteresis: a lag hovering at the threshold does not flip the switch at every
-look). The lag is read from the broker at most every ``check_every_s``.
+look). The lag is read from the broker at most every ``check_every_s``; a relay's first look holds already at
+half the threshold, so that a relay started in the middle of a spike does not let go what the others hold.
+
+Held events reach their consumers out of order with the events sent after the pressure ended: a consumer on a
+non-critical queue must not depend on the order of its messages (fraud's history adds to counters).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 
 from messaging.queues import queues_wait
@@ -57,6 +62,7 @@ class EventHold:
     hold_lag_s: float = 1.0
     release_per_s: float = 50.0
     check_every_s: float = 0.5
+    burst_s: float = 1.0  # seconds' worth of releases that may go at once (the relay's poll interval, at least 1)
     read_lag: Callable[[], float] = critical_lag_s
     clock: Callable[[], float] = time.monotonic
     holding: bool = False
@@ -64,14 +70,23 @@ class EventHold:
     _allowance: float = field(default=0.0, repr=False)
     _filled_at: float | None = field(default=None, repr=False)
 
+    def __post_init__(self) -> None:
+        # A zero threshold would never let go (the lag is never below zero), a zero rate never release.
+        if self.hold_lag_s <= 0 or self.release_per_s <= 0:
+            raise ImproperlyConfigured(
+                "MESSAGING_HOLD_EVENTS_LAG_S and MESSAGING_HELD_RELEASE_PER_S must be above 0 "
+                "(MESSAGING_HOLD_EVENTS=0 switches holding off)"
+            )
+
     @classmethod
-    def from_settings(cls) -> EventHold:
+    def from_settings(cls, *, poll_interval: float = 1.0) -> EventHold:
         holdable = holdable_message_types(tuple(settings.MESSAGING_NONCRITICAL_QUEUES))
         return cls(
             holdable=holdable if settings.MESSAGING_HOLD_EVENTS else (),
             hold_lag_s=settings.MESSAGING_HOLD_EVENTS_LAG_S,
             release_per_s=settings.MESSAGING_HELD_RELEASE_PER_S,
             check_every_s=settings.MESSAGING_HOLD_CHECK_EVERY_S,
+            burst_s=max(1.0, poll_interval),
         )
 
     def types_to_hold(self) -> tuple[str, ...]:
@@ -80,12 +95,13 @@ class EventHold:
             return ()
         now = self.clock()
         if now - self._checked_at >= self.check_every_s:
+            first = self._checked_at == -math.inf
             self._checked_at = now
-            self._decide(self.read_lag())
+            self._decide(self.read_lag(), first=first)
         return self.holdable if self.holding else ()
 
-    def _decide(self, lag: float) -> None:
-        if not self.holding and lag > self.hold_lag_s:
+    def _decide(self, lag: float, *, first: bool = False) -> None:
+        if not self.holding and lag > (self.hold_lag_s / 2 if first else self.hold_lag_s):
             self.holding = True
             log.warning(
                 "relay: holding back non-critical events (%s): the critical queues are %.1f s behind",
@@ -99,16 +115,24 @@ class EventHold:
 
     def release_quota(self) -> int:
         """How many held rows may go out now: none while holding, else what ``release_per_s`` has allowed since
-        the last release, at most one second's worth (no burst after a long quiet spell)."""
+        the last release, at most ``burst_s`` seconds' worth and at least one row (no burst after a long quiet
+        spell, and a rate below one a second still releases)."""
         if self.holding:
             return 0
         now = self.clock()
+        most = max(1.0, self.release_per_s * self.burst_s)
         if self._filled_at is None:
-            self._allowance = self.release_per_s  # the first second's worth at once
+            self._allowance = most
         else:
-            self._allowance = min(self.release_per_s, self._allowance + (now - self._filled_at) * self.release_per_s)
+            self._allowance = min(most, self._allowance + (now - self._filled_at) * self.release_per_s)
         self._filled_at = now
         return int(self._allowance + 1e-9)  # 0.3 s at 10/s allows 3, not 2.999…
 
     def released(self, count: int) -> None:
         self._allowance = max(0.0, self._allowance - count)
+
+
+def types_held_now() -> tuple[str, ...]:
+    """The message types a relay would hold at this moment (one look at the critical queues): for anything else
+    that drains an outbox, so that it does not publish what the relays hold back."""
+    return EventHold.from_settings().types_to_hold()

@@ -69,9 +69,11 @@ class KernelStateCollector(Collector):
         yield from self._dead_letters()
 
     def _outbox(self) -> Iterator[Metric]:
-        backlog = GaugeMetricFamily("messaging_outbox_backlog", "Unpublished outbox rows", labels=["module"])
+        backlog = GaugeMetricFamily(
+            "messaging_outbox_backlog", "Outbox rows due to be published (held rows apart)", labels=["module"]
+        )
         oldest = GaugeMetricFamily(
-            "messaging_outbox_oldest_age_seconds", "Age of the oldest unpublished row", labels=["module"]
+            "messaging_outbox_oldest_age_seconds", "Age of the oldest row due to be published", labels=["module"]
         )
         for module, (count, age) in sorted(backlog_by_module().items()):
             backlog.add_metric([module], count)

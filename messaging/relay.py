@@ -27,7 +27,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 from django.apps import apps
@@ -161,15 +161,27 @@ def drain_batch(
     consumers' inboxes already allow for. The business transactions that wrote
     the rows stay fully durable.
     """
-    return _claim_and_publish(model, claim_sql(model), [list(hold), list(hold), batch_size], producer)
+    return claim_and_publish(model, batch_size, producer, hold=hold).claimed
 
 
 def release_held(model: type[OutboxMessage], limit: int, producer: Producer | None = None) -> int:
     """Publish up to ``limit`` rows held back earlier, oldest first; return how many."""
-    return _claim_and_publish(model, claim_sql(model, held=True), [limit], producer)
+    return _claim_and_publish(model, claim_sql(model, held=True), [limit], producer).published
 
 
-def _claim_and_publish(model: type[OutboxMessage], sql: str, params: list[Any], producer: Producer | None) -> int:
+class Claimed(NamedTuple):
+    claimed: int  # rows taken out of the due set: published or held
+    published: int
+
+
+def claim_and_publish(
+    model: type[OutboxMessage], batch_size: int, producer: Producer | None = None, *, hold: tuple[str, ...] = ()
+) -> Claimed:
+    """``drain_batch``, telling the rows published from the rows claimed."""
+    return _claim_and_publish(model, claim_sql(model), [list(hold), list(hold), batch_size], producer)
+
+
+def _claim_and_publish(model: type[OutboxMessage], sql: str, params: list[Any], producer: Producer | None) -> Claimed:
     alias = model.objects.db
     started = time.perf_counter()
     with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
@@ -177,7 +189,7 @@ def _claim_and_publish(model: type[OutboxMessage], sql: str, params: list[Any], 
         cursor.execute(sql, params)
         rows = cursor.fetchall()
         if not rows:
-            return 0
+            return Claimed(0, 0)
         published = [row[:-1] for row in rows if not row[-1]]
         if published:
             publish_envelopes((claimed_envelope(row, alias) for row in published), producer=producer)
@@ -202,7 +214,7 @@ def _claim_and_publish(model: type[OutboxMessage], sql: str, params: list[Any], 
         RELAY_HELD.labels(module=alias).inc(held)
     RELAY_BATCH_SIZE.labels(module=alias).observe(len(rows))
     RELAY_BATCH_SECONDS.labels(module=alias).observe(time.perf_counter() - started)
-    return len(rows)
+    return Claimed(len(rows), len(published))
 
 
 def outbox_backlog(model: type[OutboxMessage], *, held: bool = False) -> tuple[int, float]:
@@ -252,7 +264,7 @@ class Relay:
         self.published_total = 0
         load_all_consumers()
         self._outboxes = {model: schema_of(model) for model in outbox_models()}
-        self.hold = EventHold.from_settings()
+        self.hold = EventHold.from_settings(poll_interval=self.poll_interval)
         self._held_somewhere = True  # rows held before a restart may be waiting
 
     # --- lifecycle
@@ -294,21 +306,24 @@ class Relay:
 
     # --- work
     def drain_all(self, models: Iterable[type[OutboxMessage]] | None = None) -> int:
-        """Drain ``models`` (every outbox by default) until each has nothing due, holding back what the event
-        hold says; then let held rows go as far as its quota allows. Returns the rows claimed."""
-        total = 0
+        """Drain ``models`` (every outbox by default, a sweep) until each has nothing due, holding back what the
+        event hold says; then let held rows go as far as its quota allows. Returns the rows published."""
+        if models is None:
+            # Another relay may hold rows (and stop for good): every sweep looks for held rows again.
+            self._held_somewhere = True
+        published = 0
         for model in self._outboxes if models is None else models:
             while not self._stop.is_set():
                 hold = self.hold.types_to_hold()
-                sent = drain_batch(model, self.batch_size, self._broker_producer(), hold=hold)
-                total += sent
-                if hold and sent:
+                claimed, sent = claim_and_publish(model, self.batch_size, self._broker_producer(), hold=hold)
+                published += sent
+                if claimed > sent:
                     self._held_somewhere = True
-                if sent < self.batch_size:
+                if claimed < self.batch_size:
                     break
-        total += self.release_held()
-        self.published_total += total
-        return total
+        published += self.release_held()
+        self.published_total += published
+        return published
 
     def release_held(self) -> int:
         """Publish held rows, oldest first per outbox, within the event hold's quota."""

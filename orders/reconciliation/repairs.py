@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from inventory.api import release_stock, return_stock
-from messaging.api import OutboxMessage, drain_batch, load_all_consumers
+from messaging.api import OutboxMessage, drain_batch, load_all_consumers, release_held, types_held_now
 from orders.reconciliation.findings import Finding
 from orders.reconciliation.models import DiscrepancyStatus
 from orders.reconciliation.sources import StalledMessage
@@ -105,7 +105,8 @@ def publish_stalled(messages: Iterable[StalledMessage], *, batch_size: int) -> d
             for _ in range(math.ceil(len(ids) / batch_size) + 2):
                 if not model.objects.filter(pk__in=ids, published_at__isnull=True).exists():
                     break
-                if not drain_batch(model, batch_size):
+                # What the relays hold back now stays held; a row found stalled while held is released.
+                if not drain_batch(model, batch_size, hold=types_held_now()) and not release_held(model, batch_size):
                     break
         except Exception as exc:  # noqa: BLE001 - a broker outage is recorded, not raised
             log.warning("reconciliation: draining %s failed: %r", model._meta.db_table, exc)

@@ -6,9 +6,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db.models import Q, QuerySet
+from django.utils import timezone
 
 from inventory.api import get_reservations, get_stock_tallies
 from inventory.contracts import StockTally
@@ -114,11 +116,17 @@ def stock_tallies() -> list[StockTally]:
 
 
 def stalled_messages(scope: Scope, *, created_before: datetime, limit: int) -> list[StalledMessage]:
-    """Unpublished rows of every module's outbox created before ``created_before``, oldest first; rows the relay
-    holds back while the saga is behind (non-critical events) are waiting on purpose, not stalled."""
+    """Unpublished rows of every module's outbox created before ``created_before``, oldest first. A row the relay
+    holds back while the saga is behind (a non-critical event) is waiting on purpose, and counts only once it has
+    been held for longer than ``MESSAGING_HELD_STALE_AFTER_S`` (the saga behind that long, or a relay gone)."""
     stalled = []
+    held_since = timezone.now() - timedelta(seconds=settings.MESSAGING_HELD_STALE_AFTER_S)
     for model in outbox_models():
-        rows = model.objects.filter(published_at__isnull=True, held_at__isnull=True, created_at__lt=created_before)
+        rows = model.objects.filter(
+            Q(held_at__isnull=True) | Q(held_at__lt=held_since),
+            published_at__isnull=True,
+            created_at__lt=created_before,
+        )
         if scope.since is not None:
             rows = rows.filter(created_at__gte=scope.since)
         if scope.region:

@@ -5,8 +5,11 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-    # The outbox takes writes all the time: its indexes are built without locking them out, the new ones
-    # before the old one goes, so the relay always has one to claim through.
+    # The outbox takes writes all the time: the column is added (a brief exclusive lock) only if that lock is had
+    # within 5 s, so that a long transaction on the table cannot queue every writer behind the migration (it fails
+    # instead, and is run again); its indexes are built without locking writers out, the new ones before the old
+    # one goes, so the relay always has one to claim through. A failed concurrent build leaves an INVALID index:
+    # drop it, then migrate again.
     atomic = False
 
     dependencies = [
@@ -14,11 +17,13 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        migrations.RunSQL("SET lock_timeout = '5s'", reverse_sql="RESET lock_timeout"),
         migrations.AddField(
             model_name='shippingoutbox',
             name='held_at',
             field=models.DateTimeField(blank=True, null=True),
         ),
+        migrations.RunSQL("RESET lock_timeout", reverse_sql="SET lock_timeout = '5s'"),
         AddIndexConcurrently(
             model_name='shippingoutbox',
             index=models.Index(condition=models.Q(('held_at__isnull', True), ('published_at__isnull', True)), fields=['created_at'], name='shipping_outbox_due'),

@@ -6,6 +6,7 @@ import json
 from datetime import timedelta
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.utils import timezone
 
@@ -122,6 +123,38 @@ def test_the_switch_holds_above_the_lag_and_lets_go_below_half_of_it() -> None:
     assert hold.types_to_hold() == ()
 
 
+def test_a_relay_s_first_look_holds_at_half_the_threshold() -> None:
+    """Started in the middle of a spike, a relay does not let go what the other relays hold."""
+    clock, lag = Clock(), [0.6]
+    hold = EventHold(holdable=(PING,), hold_lag_s=1.0, check_every_s=0.5, read_lag=lambda: lag[0], clock=clock)
+
+    assert hold.types_to_hold() == (PING,)
+    lag[0] = 0.4
+    clock.now += 0.5
+    assert hold.types_to_hold() == ()
+    lag[0] = 0.6  # after the first look, the full threshold again
+    clock.now += 0.5
+    assert hold.types_to_hold() == ()
+
+
+@pytest.mark.parametrize(("lag_s", "rate"), [(0.0, 50.0), (1.0, 0.0), (-1.0, 50.0)])
+def test_a_switch_that_could_never_let_go_is_refused(lag_s: float, rate: float) -> None:
+    with pytest.raises(ImproperlyConfigured, match="must be above 0"):
+        EventHold(holdable=(PING,), hold_lag_s=lag_s, release_per_s=rate)
+
+
+def test_a_rate_below_one_a_second_still_releases() -> None:
+    clock = Clock()
+    hold = EventHold(holdable=(PING,), release_per_s=0.5, read_lag=lambda: 0.0, clock=clock)
+
+    assert hold.release_quota() == 1
+    hold.released(1)
+    clock.now += 1.0
+    assert hold.release_quota() == 0
+    clock.now += 1.0
+    assert hold.release_quota() == 1
+
+
 def test_held_rows_go_out_at_the_release_rate_and_never_in_a_burst() -> None:
     clock = Clock()
     hold = EventHold(holdable=(PING,), release_per_s=10.0, read_lag=lambda: 0.0, clock=clock)
@@ -133,6 +166,8 @@ def test_held_rows_go_out_at_the_release_rate_and_never_in_a_burst() -> None:
     hold.released(3)
     clock.now += 60.0  # a quiet minute allows one second's worth, not sixty
     assert hold.release_quota() == 10
+    slow_poll = EventHold(holdable=(PING,), release_per_s=10.0, burst_s=3.0, read_lag=lambda: 0.0, clock=clock)
+    assert slow_poll.release_quota() == 30  # a relay sweeping every 3 s still releases 10 a second
 
 
 def test_the_relay_holds_under_load_and_lets_held_rows_go_oldest_first_within_the_quota() -> None:
@@ -145,11 +180,12 @@ def test_the_relay_holds_under_load_and_lets_held_rows_go_oldest_first_within_th
     newer = add_pings(4, prefix="newer")
     saga = _start_saga_row("order-2")
     try:
-        relay.drain_all([ProbeOutbox])
+        assert relay.drain_all([ProbeOutbox]) == 1
 
         assert _queued("events") == []
         assert _queued("saga.eu") == [str(saga.pk)]
         assert outbox_backlog(ProbeOutbox, held=True)[0] == 5
+        assert relay.published_total == 1  # a held row is not counted as published, nor twice once released
 
         lag[0] = 0.2
         clock.now += 0.5
@@ -161,8 +197,32 @@ def test_the_relay_holds_under_load_and_lets_held_rows_go_oldest_first_within_th
         relay.drain_all([ProbeOutbox])
         assert sorted(_queued("events")) == sorted(str(row.pk) for row in [*older, *newer])
         assert outbox_backlog(ProbeOutbox, held=True)[0] == 0
+        assert relay.published_total == 6
     finally:
         relay._drop_producer()
+
+
+def test_rows_another_relay_held_are_let_go_at_the_next_sweep() -> None:
+    """A relay that found nothing held (the rows were another's, locked or not held yet) looks again at every
+    sweep: rows held by a relay that then stopped for good are not stranded."""
+    holding = Relay()
+    holding.hold = EventHold(holdable=(PING,), read_lag=lambda: 5.0)
+    other = Relay()
+    other.hold = EventHold(holdable=(PING,), read_lag=lambda: 0.0)
+    try:
+        assert other.release_held() == 0
+        assert other._held_somewhere is False
+        pings = add_pings(3, prefix="stranded")
+        holding.drain_all([ProbeOutbox])
+        assert outbox_backlog(ProbeOutbox, held=True)[0] == 3
+        holding._drop_producer()  # the holding relay is gone
+
+        assert other.drain_all([ProbeOutbox]) == 0  # a notified drain does not look for held rows
+        assert other.drain_all() == 3  # a sweep does
+
+        assert sorted(_queued("events")) == sorted(str(row.pk) for row in pings)
+    finally:
+        other._drop_producer()
 
 
 def test_the_lag_is_the_age_of_the_oldest_message_waiting_in_a_critical_queue() -> None:

@@ -305,6 +305,27 @@ def test_a_stale_unpublished_outbox_message_is_published(place) -> None:  # type
     assert (code, run.found) == (0, 0)
 
 
+def test_a_held_event_is_waiting_on_purpose_until_it_has_been_held_too_long(confirmed) -> None:  # type: ignore[no-untyped-def]
+    order_id = confirmed()
+    event = OrdersOutbox.objects.get(aggregate_id=str(order_id), message_type="orders.OrderConfirmed")
+    ten_minutes_ago = timezone.now() - timedelta(minutes=10)
+    OrdersOutbox.objects.filter(pk=event.pk).update(created_at=ten_minutes_ago, held_at=ten_minutes_ago)
+
+    assert reconcile()[1].found == 0  # held while the saga was behind: not a stalled relay
+
+    twenty_minutes_ago = timezone.now() - timedelta(minutes=20)  # over MESSAGING_HELD_STALE_AFTER_S
+    OrdersOutbox.objects.filter(pk=event.pk).update(created_at=twenty_minutes_ago, held_at=twenty_minutes_ago)
+    code, run, _ = reconcile()
+    assert code == 1
+    assert list(run.discrepancies.values_list("kind", "order_id", "reference")) == [
+        ("outbox_stalled", order_id, str(event.pk))
+    ]
+
+    code, run, _ = reconcile("--fix")
+    assert (code, run.repaired, run.discrepancies.get().outcome) == (0, 1, "published")
+    assert OrdersOutbox.objects.get(pk=event.pk).published_at is not None
+
+
 def test_an_open_dead_letter_is_reported_until_a_person_acts(place) -> None:  # type: ignore[no-untyped-def]
     order_id = place()
     shipped_too_early = {
