@@ -26,7 +26,7 @@ from messaging.event_hold import types_held_now
 from messaging.faults import crash_point
 from messaging.metrics_view import register_scrape_collector
 from messaging.models import InboxMessage, KernelOutbox, OutboxMessage
-from messaging.outbox import notify_trigger_sql, outbox_append, outbox_message
+from messaging.outbox import notify_trigger_sql, outbox_append, outbox_held_migration, outbox_message
 from messaging.queues import QueueWait, queue_wait
 from messaging.redis import redis_client
 from messaging.relay import Relay, drain_batch, outbox_backlog, outbox_models, release_held
@@ -67,6 +67,7 @@ __all__ = [
     "notify_trigger_sql",
     "outbox_append",
     "outbox_backlog",
+    "outbox_held_migration",
     "outbox_message",
     "outbox_models",
     "queue_wait",

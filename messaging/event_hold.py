@@ -48,9 +48,7 @@ def holdable_message_types(noncritical_queues: tuple[str, ...]) -> tuple[str, ..
     load_all_consumers()
     by_type: dict[str, bool] = {}
     for sub in all_subscriptions():
-        # A regional queue ("saga.{region}") is critical whatever the region.
-        noncritical = "{" not in sub.queue and sub.queue in noncritical_queues
-        by_type[sub.message_type] = by_type.get(sub.message_type, True) and noncritical
+        by_type[sub.message_type] = by_type.get(sub.message_type, True) and sub.queue in noncritical_queues
     return tuple(sorted(t for t, noncritical in by_type.items() if noncritical))
 
 

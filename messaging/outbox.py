@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any, NotRequired, TypedDict, TypeVar, Unpack
 
-from django.db import connections
+from django.contrib.postgres.operations import AddIndexConcurrently, RemoveIndexConcurrently
+from django.db import connections, migrations, models
+from django.db.migrations.operations.base import Operation
 
 from messaging.db import insert_rows
 from messaging.models import OutboxMessage
@@ -66,3 +68,37 @@ def notify_trigger_sql(table: str) -> tuple[str, str]:
     """
     reverse = f"DROP TRIGGER IF EXISTS {table}_notify ON {table};"
     return forward, reverse
+
+
+def outbox_held_migration(*, app_label: str, model_name: str) -> list[Operation]:
+    """The operations that give a module's outbox its ``held_at`` column (``messaging.event_hold``), for that
+    module's migration (``atomic = False``). What they produce must never change: applied migrations rely on it.
+
+    The outbox takes writes all the time: the column is added (a brief exclusive lock) only if that lock is had
+    within 5 s, so that a long transaction on the table cannot queue every writer behind the migration (it fails
+    instead, and is run again); the indexes are built without locking writers out, the new ones before the old
+    one goes, so the relay always has one to claim through. A failed concurrent build leaves an INVALID index:
+    drop it, then migrate again.
+    """
+    return [
+        migrations.RunSQL("SET lock_timeout = '5s'", reverse_sql="RESET lock_timeout"),
+        migrations.AddField(model_name=model_name, name="held_at", field=models.DateTimeField(blank=True, null=True)),
+        migrations.RunSQL("RESET lock_timeout", reverse_sql="SET lock_timeout = '5s'"),
+        AddIndexConcurrently(
+            model_name=model_name,
+            index=models.Index(
+                condition=models.Q(held_at__isnull=True, published_at__isnull=True),
+                fields=["created_at"],
+                name=f"{app_label}_outbox_due",
+            ),
+        ),
+        AddIndexConcurrently(
+            model_name=model_name,
+            index=models.Index(
+                condition=models.Q(held_at__isnull=False, published_at__isnull=True),
+                fields=["created_at"],
+                name=f"{app_label}_outbox_held",
+            ),
+        ),
+        RemoveIndexConcurrently(model_name=model_name, name=f"{app_label}_outbox_pending"),
+    ]

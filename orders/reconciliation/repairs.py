@@ -98,6 +98,7 @@ def publish_stalled(messages: Iterable[StalledMessage], *, batch_size: int) -> d
         by_model.setdefault(m.model, []).append(m.message_id)
     if by_model:
         load_all_consumers()
+    held_now = types_held_now() if by_model else ()  # what the relays hold back now stays held
     outcomes: dict[str, RepairOutcome] = {}
     for model, ids in by_model.items():
         error = ""
@@ -105,8 +106,8 @@ def publish_stalled(messages: Iterable[StalledMessage], *, batch_size: int) -> d
             for _ in range(math.ceil(len(ids) / batch_size) + 2):
                 if not model.objects.filter(pk__in=ids, published_at__isnull=True).exists():
                     break
-                # What the relays hold back now stays held; a row found stalled while held is released.
-                if not drain_batch(model, batch_size, hold=types_held_now()) and not release_held(model, batch_size):
+                # A row found stalled while held (held too long) is released.
+                if not drain_batch(model, batch_size, hold=held_now) and not release_held(model, batch_size):
                     break
         except Exception as exc:  # noqa: BLE001 - a broker outage is recorded, not raised
             log.warning("reconciliation: draining %s failed: %r", model._meta.db_table, exc)
