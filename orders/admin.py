@@ -175,7 +175,13 @@ class IdempotencyRecordAdmin(admin.ModelAdmin):
 
 @admin.register(OrdersOutbox)
 class OrdersOutboxAdmin(admin.ModelAdmin):
-    list_display = ("message_type", "aggregate_id", "sequence", "region", "created_at", "published_at")
-    list_filter = ("message_type", "region", ("published_at", admin.EmptyFieldListFilter))
+    # held_at: kept back by the relay while the saga was behind (a non-critical event), not a stalled relay.
+    list_display = ("message_type", "aggregate_id", "sequence", "region", "created_at", "held_at", "published_at")
+    list_filter = (
+        "message_type",
+        "region",
+        ("published_at", admin.EmptyFieldListFilter),
+        ("held_at", admin.EmptyFieldListFilter),
+    )
     search_fields = ("aggregate_id", "=id", "correlation_id")
     readonly_fields = [f.name for f in OrdersOutbox._meta.fields]

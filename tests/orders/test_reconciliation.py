@@ -326,6 +326,22 @@ def test_a_held_event_is_waiting_on_purpose_until_it_has_been_held_too_long(conf
     assert OrdersOutbox.objects.get(pk=event.pk).published_at is not None
 
 
+def test_the_outbox_admin_tells_held_events_from_stalled_ones(confirmed, client) -> None:  # type: ignore[no-untyped-def]
+    order_id = confirmed()
+    event = OrdersOutbox.objects.get(aggregate_id=str(order_id), message_type="orders.OrderConfirmed")
+    start = OrdersOutbox.objects.get(aggregate_id=str(order_id), message_type="orders.StartSaga")
+    OrdersOutbox.objects.filter(pk=event.pk).update(held_at=timezone.now())
+    client.force_login(get_user_model().objects.create_superuser("root", password="pw"))
+
+    held = client.get("/admin/orders/ordersoutbox/", {"published_at__isempty": "1", "held_at__isempty": "0"})
+    due = client.get("/admin/orders/ordersoutbox/", {"published_at__isempty": "1", "held_at__isempty": "1"})
+
+    assert (held.status_code, due.status_code) == (200, 200)
+    assert [str(row.pk) for row in held.context["cl"].result_list] == [str(event.pk)]
+    assert [str(row.pk) for row in due.context["cl"].result_list] == [str(start.pk)]
+    assert "held at" in held.text.lower()
+
+
 def test_an_open_dead_letter_is_reported_until_a_person_acts(place) -> None:  # type: ignore[no-untyped-def]
     order_id = place()
     shipped_too_early = {
