@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+
+from django.db import OperationalError
 from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
@@ -10,6 +13,9 @@ from messaging.api import BusinessError
 from orders.http import fulfilment
 from orders.http.auth import ClientToken
 from orders.http.routes import router, stock_router
+
+log = logging.getLogger("orders.http")
+DATABASE_RETRY_AFTER_S = 1
 
 api = NinjaAPI(
     title="Order platform",
@@ -61,3 +67,14 @@ def auth_error(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
 @api.exception_handler(HttpError)
 def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     return _error(request, exc.status_code, _CODES.get(exc.status_code, "error"), str(exc))
+
+
+@api.exception_handler(OperationalError)
+def database_unavailable(request: HttpRequest, exc: OperationalError) -> HttpResponse:
+    """The database refused or lost the session (too many clients, a restart, a failover, a lock or statement
+    timeout): nothing of the request was committed, and the same request may be sent again (an order with
+    its ``Idempotency-Key``). A 503 with ``Retry-After`` says so, where a 500 said the request was at fault."""
+    log.warning("database unavailable for %s %s: %s", request.method, request.path, str(exc).strip()[:200])
+    response = _error(request, 503, "database_unavailable", "the database is unavailable; send the request again")
+    response["Retry-After"] = str(DATABASE_RETRY_AFTER_S)
+    return response

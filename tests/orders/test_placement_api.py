@@ -330,3 +330,25 @@ def test_missing_or_bad_token_is_401_and_writes_nothing(sku: str, authorization:
     assert response.json()["error"]["code"] == "unauthorized"
     assert table_counts() == before
     assert OrderLine.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_a_database_that_refuses_sessions_gets_503_with_retry_after_and_writes_nothing(
+    api_caller: ApiCaller, sku: str
+) -> None:
+    """Found under load: with more workers than the server's max_connections, a POST was answered 500."""
+    orders_db = connections["orders"]
+    port = orders_db.settings_dict["PORT"]
+    orders_db.close()
+    orders_db.settings_dict["PORT"] = "1"  # nothing listens there: a real connection refusal
+    try:
+        response = api_caller.place(order_body(sku, 1), key="refused")
+    finally:
+        orders_db.close()
+        orders_db.settings_dict["PORT"] = port
+
+    assert response.status_code == 503
+    assert response["Retry-After"] == "1"
+    assert response.json()["error"]["code"] == "database_unavailable"
+    assert not Order.objects.exists()
+    assert api_caller.place(order_body(sku, 1), key="refused").status_code == 202
