@@ -72,9 +72,13 @@ def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
 @api.exception_handler(OperationalError)
 def database_unavailable(request: HttpRequest, exc: OperationalError) -> HttpResponse:
     """The database refused or lost the session (too many clients, a restart, a failover, a lock or statement
-    timeout): nothing of the request was committed, and the same request may be sent again (an order with
-    its ``Idempotency-Key``). A 503 with ``Retry-After`` says so, where a 500 said the request was at fault."""
+    timeout). The same request may be sent again: a placement with its ``Idempotency-Key`` is stored at most
+    once (a repeat replays it, should it have committed before a later read failed), and reads and cancels
+    are idempotent. A 503 with ``Retry-After`` says so; a 500 said only that something broke."""
     log.warning("database unavailable for %s %s: %s", request.method, request.path, str(exc).strip()[:200])
     response = _error(request, 503, "database_unavailable", "the database is unavailable; send the request again")
     response["Retry-After"] = str(DATABASE_RETRY_AFTER_S)
+    # The warning says what failed: keep Django from adding an ERROR line for the 503, as the
+    # admission gate's refusals do (orders/http/admission_gate.py).
+    response._has_been_logged = True  # type: ignore[attr-defined] - django.utils.log.log_response's marker
     return response

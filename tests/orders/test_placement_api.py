@@ -334,7 +334,7 @@ def test_missing_or_bad_token_is_401_and_writes_nothing(sku: str, authorization:
 
 @pytest.mark.django_db(transaction=True, databases="__all__")
 def test_a_database_that_refuses_sessions_gets_503_with_retry_after_and_writes_nothing(
-    api_caller: ApiCaller, sku: str
+    api_caller: ApiCaller, sku: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Found under load: with more workers than the server's max_connections, a POST was answered 500."""
     orders_db = connections["orders"]
@@ -350,5 +350,8 @@ def test_a_database_that_refuses_sessions_gets_503_with_retry_after_and_writes_n
     assert response.status_code == 503
     assert response["Retry-After"] == "1"
     assert response.json()["error"]["code"] == "database_unavailable"
+    assert [(r.name, r.levelname) for r in caplog.records if r.name in {"orders.http", "django.request"}] == [
+        ("orders.http", "WARNING")
+    ]
     assert not Order.objects.exists()
     assert api_caller.place(order_body(sku, 1), key="refused").status_code == 202
