@@ -1,6 +1,7 @@
 """The messaging kernel's face to the modules."""
 
 from messaging.adapters import AdapterUnavailable, breaker_state, call_adapter
+from messaging.batch_consumers import batch_consumer
 from messaging.consumers import apply_once, consumer
 from messaging.context import bound
 from messaging.contracts import BusinessError, Envelope, TransientError
@@ -48,6 +49,7 @@ __all__ = [
     "TransientError",
     "apply_once",
     "atomic_on",
+    "batch_consumer",
     "bound",
     "breaker_state",
     "call_adapter",

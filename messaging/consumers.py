@@ -111,7 +111,7 @@ def consumer(
                 if isinstance(exc, OperationalError | InterfaceError):
                     connections.close_all()  # reconnect on the retry instead of reusing a broken session
                 if task.request.retries >= limit:
-                    _give_up(envelope, name, queue, exc, attempt, on_give_up)
+                    give_up(envelope, name, queue, exc, attempt, on_give_up)
                     return "dead_lettered"
                 CONSUMER_OUTCOMES.labels(consumer=name, outcome="retried").inc()
                 log.warning(
@@ -119,7 +119,7 @@ def consumer(
                 )
                 raise task.retry(exc=exc, countdown=retry_countdown(task.request.retries), max_retries=limit) from exc
             except Exception as exc:  # noqa: BLE001 - anything else is permanent for this message
-                _give_up(envelope, name, queue, exc, attempt, on_give_up)
+                give_up(envelope, name, queue, exc, attempt, on_give_up)
                 return "dead_lettered"
             if not applied:
                 CONSUMER_OUTCOMES.labels(consumer=name, outcome="duplicate").inc()
@@ -141,7 +141,7 @@ def consumer(
     return decorator
 
 
-def _give_up(
+def give_up(
     envelope: Envelope, name: str, queue: str, exc: BaseException, attempts: int, on_give_up: GiveUpHandler | None
 ) -> None:
     CONSUMER_OUTCOMES.labels(consumer=name, outcome="dead_lettered").inc()

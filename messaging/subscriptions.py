@@ -12,6 +12,7 @@ class Subscription:
     message_type: str
     task_name: str
     queue: str  # may contain "{region}"
+    batch: int = 0  # a batch consumer's most envelopes per message; 0: one envelope per message
 
     def queue_for(self, region: str) -> str:
         return self.queue.format(region=region or "eu")

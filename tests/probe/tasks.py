@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from messaging.api import Envelope, TransientError, consumer, redis_client
+from messaging.api import Envelope, TransientError, batch_consumer, consumer, redis_client
 from tests.probe.models import ProbeEffect, ProbeInbox
 
 PING = "probe.Ping"
@@ -21,3 +21,18 @@ def apply_ping(envelope: Envelope) -> None:
     if mode == b"permanent":
         raise ValueError("probe: cannot apply this message")
     ProbeEffect.objects.create(message_id=envelope.message_id, key=envelope.aggregate_id)
+
+
+TALLY = "probe.Tally"
+TALLY_BATCHES_KEY = "probe:tally-batches"  # one entry per handler call: how many envelopes it was given
+
+
+@batch_consumer(message_type=TALLY, name="probe.tally", queue="events", inbox=ProbeInbox, max_batch=3, max_retries=2)
+def apply_tallies(envelopes: list[Envelope]) -> None:
+    redis_client().rpush(TALLY_BATCHES_KEY, len(envelopes))
+    if redis_client().get(FAIL_KEY) == b"transient":
+        raise TransientError("probe: dependency unavailable")
+    for envelope in envelopes:
+        if envelope.payload.get("poison"):
+            raise ValueError(f"probe: cannot apply {envelope.aggregate_id}")
+        ProbeEffect.objects.create(message_id=envelope.message_id, key=envelope.aggregate_id)
