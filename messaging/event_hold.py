@@ -14,6 +14,11 @@ it is younger than half of that (hysteresis: a lag hovering at the threshold doe
 look). The lag is read from the broker at most every ``check_every_s``; a relay's first look holds already at
 half the threshold, so that a relay started in the middle of a spike does not let go what the others hold.
 
+Messages whose every consumer is a batch consumer on a non-critical queue (``messaging.batch_consumers``) are
+held always, not only under pressure: they are *gathered*. A confirmed order's event no longer costs a publish
+and a task of its own; the relay lets the gathered rows go at most every ``release_every_s``, as messages of many
+envelopes, within the same release rate.
+
 Held events reach their consumers out of order with the events sent after the pressure ended: a consumer on a
 non-critical queue must not depend on the order of its messages (fraud's history adds to counters).
 """
@@ -42,13 +47,15 @@ def critical_lag_s() -> float:
     return 0.0 if oldest is None else max(0.0, (timezone.now() - oldest).total_seconds())
 
 
-def holdable_message_types(noncritical_queues: tuple[str, ...]) -> tuple[str, ...]:
+def holdable_message_types(noncritical_queues: tuple[str, ...], *, batched: bool = False) -> tuple[str, ...]:
     """Message types all of whose consumers are on non-critical queues (a type with any critical consumer is
-    never held: holding it would hold that consumer too)."""
+    never held: holding it would hold that consumer too); ``batched``: and are batch consumers, so that their
+    messages are gathered."""
     load_all_consumers()
     by_type: dict[str, bool] = {}
     for sub in all_subscriptions():
-        by_type[sub.message_type] = by_type.get(sub.message_type, True) and sub.queue in noncritical_queues
+        fits = sub.queue in noncritical_queues and (bool(sub.batch) or not batched)
+        by_type[sub.message_type] = by_type.get(sub.message_type, True) and fits
     return tuple(sorted(t for t, noncritical in by_type.items() if noncritical))
 
 
@@ -57,16 +64,19 @@ class EventHold:
     """The relay's switch: which message types to hold now, and how many held rows it may let go."""
 
     holdable: tuple[str, ...]
+    gathered: tuple[str, ...] = ()  # held always, to go out in batches
     hold_lag_s: float = 1.0
     release_per_s: float = 50.0
     check_every_s: float = 0.5
     burst_s: float = 1.0  # seconds' worth of releases that may go at once (the relay's poll interval, at least 1)
+    release_every_s: float = 0.0  # at most one release in this time: what the gathered rows wait for company
     read_lag: Callable[[], float] = critical_lag_s
     clock: Callable[[], float] = time.monotonic
     holding: bool = False
     _checked_at: float = field(default=-math.inf, repr=False)
     _allowance: float = field(default=0.0, repr=False)
     _filled_at: float | None = field(default=None, repr=False)
+    _released_at: float = field(default=-math.inf, repr=False)
 
     def __post_init__(self) -> None:
         # A zero threshold would never let go (the lag is never below zero), a zero rate never release.
@@ -78,9 +88,12 @@ class EventHold:
 
     @classmethod
     def from_settings(cls, *, poll_interval: float = 1.0) -> EventHold:
-        holdable = holdable_message_types(tuple(settings.MESSAGING_NONCRITICAL_QUEUES))
+        noncritical = tuple(settings.MESSAGING_NONCRITICAL_QUEUES)
+        holdable = holdable_message_types(noncritical)
         return cls(
             holdable=holdable if settings.MESSAGING_HOLD_EVENTS else (),
+            gathered=holdable_message_types(noncritical, batched=True) if settings.MESSAGING_GATHER_EVENTS else (),
+            release_every_s=settings.MESSAGING_HELD_RELEASE_EVERY_S,
             hold_lag_s=settings.MESSAGING_HOLD_EVENTS_LAG_S,
             release_per_s=settings.MESSAGING_HELD_RELEASE_PER_S,
             check_every_s=settings.MESSAGING_HOLD_CHECK_EVERY_S,
@@ -88,15 +101,16 @@ class EventHold:
         )
 
     def types_to_hold(self) -> tuple[str, ...]:
-        """The message types to keep in the outbox now (none unless the critical queues are behind)."""
+        """The message types to keep in the outbox now: the gathered ones, and while the critical queues are
+        behind every holdable one."""
         if not self.holdable:
-            return ()
+            return self.gathered
         now = self.clock()
         if now - self._checked_at >= self.check_every_s:
             first = self._checked_at == -math.inf
             self._checked_at = now
             self._decide(self.read_lag(), first=first)
-        return self.holdable if self.holding else ()
+        return tuple(sorted({*self.holdable, *self.gathered})) if self.holding else self.gathered
 
     def _decide(self, lag: float, *, first: bool = False) -> None:
         if not self.holding and lag > (self.hold_lag_s / 2 if first else self.hold_lag_s):
@@ -114,10 +128,14 @@ class EventHold:
     def release_quota(self) -> int:
         """How many held rows may go out now: none while holding, else what ``release_per_s`` has allowed since
         the last release, at most ``burst_s`` seconds' worth and at least one row (no burst after a long quiet
-        spell, and a rate below one a second still releases)."""
+        spell, and a rate below one a second still releases); and none within ``release_every_s`` of the last
+        release."""
         if self.holding:
             return 0
         now = self.clock()
+        if now - self._released_at < self.release_every_s:
+            return 0
+        self._released_at = now
         most = max(1.0, self.release_per_s * self.burst_s)
         if self._filled_at is None:
             self._allowance = most

@@ -1,0 +1,177 @@
+"""Batch consumers: many envelopes per message and per transaction, and still each applied once."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+
+from messaging.api import dead_letter_retry, outbox_append, redis_client
+from messaging.event_hold import EventHold, holdable_message_types
+from messaging.models import DeadLetter, DeadLetterStatus
+from messaging.publisher import publish_envelopes
+from messaging.relay import Relay, outbox_backlog
+from orders.contracts import ORDER_CONFIRMED, START_SAGA
+from tests.probe.models import ProbeEffect, ProbeOutbox
+from tests.probe.tasks import FAIL_KEY, PING, TALLY, TALLY_BATCHES_KEY, apply_tallies
+
+pytestmark = pytest.mark.django_db(databases="__all__")
+
+
+def tally(key: str, **payload: object) -> dict:
+    return {
+        "message_id": str(uuid.uuid4()),
+        "message_type": TALLY,
+        "version": 1,
+        "source": "default",
+        "aggregate_id": key,
+        "sequence": 1,
+        "correlation_id": f"corr-{key}",
+        "causation_id": "",
+        "region": "eu",
+        "created_at": timezone.now().isoformat(),
+        "payload": payload,
+        "headers": {},
+    }
+
+
+def _effects() -> list[str]:
+    return sorted(ProbeEffect.objects.values_list("key", flat=True))
+
+
+def _handler_calls() -> list[int]:
+    return [int(n) for n in redis_client().lrange(TALLY_BATCHES_KEY, 0, -1)]
+
+
+def _args(raw: bytes) -> list:
+    """The task arguments of a Celery message as it sits in Redis."""
+    return json.loads(base64.b64decode(json.loads(raw)["body"]))[0]
+
+
+def _queued_batches(queue: str = "events") -> list[list[str]]:
+    """The aggregate ids of each message waiting in ``queue``, oldest first."""
+    return [[e["aggregate_id"] for e in _args(raw)[0]] for raw in reversed(redis_client().lrange(queue, 0, -1))]
+
+
+def test_only_types_whose_every_consumer_takes_batches_are_gathered() -> None:
+    gathered = holdable_message_types(("events",), batched=True)
+
+    assert TALLY in gathered
+    assert ORDER_CONFIRMED in gathered  # fraud's customer history takes batches
+    assert PING not in gathered  # one envelope per message: held only under pressure
+    assert PING in holdable_message_types(("events",))
+
+
+def test_a_batch_consumer_gets_its_envelopes_in_messages_of_at_most_its_batch_size() -> None:
+    sent = publish_envelopes([tally(f"t{i}") for i in range(7)])
+
+    assert sent == 3
+    assert _queued_batches() == [["t0", "t1", "t2"], ["t3", "t4", "t5"], ["t6"]]
+
+
+def test_a_batch_is_applied_in_one_call_and_each_envelope_once() -> None:
+    earlier = tally("earlier")
+    assert apply_tallies.apply(args=[[earlier]]).get() == {"applied": 1, "duplicate": 0, "dead_lettered": 0}
+    fresh = tally("fresh")
+
+    # A redelivery overlapping the earlier message, with one envelope in it twice.
+    outcome = apply_tallies.apply(args=[[earlier, fresh, fresh]]).get()
+
+    assert outcome == {"applied": 1, "duplicate": 2, "dead_lettered": 0}
+    assert _effects() == ["earlier", "fresh"]
+    assert _handler_calls() == [1, 1]  # the handler saw only what was new
+
+
+def test_a_poisoned_envelope_becomes_the_only_dead_letter_of_its_batch() -> None:
+    batch = [tally("a"), tally("bad", poison=True), tally("c")]
+
+    outcome = apply_tallies.apply(args=[batch]).get()
+
+    assert outcome == {"applied": 2, "duplicate": 0, "dead_lettered": 1}
+    assert _effects() == ["a", "c"]
+    letter = DeadLetter.objects.get()
+    assert (letter.consumer, letter.envelope["aggregate_id"], letter.error_type) == (
+        "probe.tally",
+        "bad",
+        "builtins.ValueError",
+    )
+    assert _handler_calls() == [3, 1, 1, 1]  # the batch, then each envelope on its own
+
+
+def test_retries_exhausted_make_a_dead_letter_of_each_envelope_and_a_retry_applies_one() -> None:
+    redis_client().set(FAIL_KEY, "transient")
+    batch = [tally("x"), tally("y")]
+
+    apply_tallies.apply(args=[batch])
+
+    letters = {letter.envelope["aggregate_id"]: letter for letter in DeadLetter.objects.all()}
+    assert sorted(letters) == ["x", "y"]
+    assert {letter.attempts for letter in letters.values()} == {3}  # 1 + 2 retries
+    assert _effects() == []
+
+    redis_client().delete(FAIL_KEY)
+    dead_letter_retry(letter_id=letters["x"].pk, actor="ops")  # one envelope, as a person retries it
+    retried = _args(redis_client().lpop("events"))
+    assert isinstance(retried[0], dict)
+
+    assert apply_tallies.apply(args=retried).get() == {"applied": 1, "duplicate": 0, "dead_lettered": 0}
+
+    assert _effects() == ["x"]
+    letters["x"].refresh_from_db()
+    assert letters["x"].status == DeadLetterStatus.RESOLVED
+
+
+def _write(message_type: str, key: str) -> ProbeOutbox:
+    with transaction.atomic(using="default"):
+        return outbox_append(
+            model=ProbeOutbox,
+            message_type=message_type,
+            aggregate_id=key,
+            sequence=1,
+            payload={"order_id": key},
+            correlation_id="c",
+            region="eu",
+        )
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_relay_gathers_batch_consumers_rows_and_lets_them_go_together() -> None:
+    clock = Clock()
+    relay = Relay()
+    relay.hold = EventHold(
+        holdable=(), gathered=(TALLY,), release_per_s=100.0, release_every_s=0.5, read_lag=lambda: 0.0, clock=clock
+    )
+    try:
+        _write(TALLY, "first")
+        relay.drain_all([ProbeOutbox])  # a quiet platform: the first goes at once
+        assert _queued_batches() == [["first"]]
+        redis_client().delete("events")
+
+        for key in ("t1", "t2", "t3", "t4"):
+            _write(TALLY, key)
+            saga = _write(START_SAGA, f"order-{key}")
+            relay.drain_all([ProbeOutbox])  # each commit wakes the relay: the saga's message goes, the tally waits
+            assert redis_client().llen("saga.eu") >= 1, saga
+            clock.now += 0.1
+        assert _queued_batches() == []
+        assert outbox_backlog(ProbeOutbox, held=True)[0] == 4
+
+        clock.now += 0.2  # half a second since the last release
+        relay.drain_all([ProbeOutbox])
+
+        assert _queued_batches() == [["t1", "t2", "t3"], ["t4"]]
+        assert outbox_backlog(ProbeOutbox, held=True)[0] == 0
+        assert redis_client().llen("saga.eu") == 4
+    finally:
+        relay._drop_producer()
