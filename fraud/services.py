@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from django.db import connections, router
@@ -18,8 +19,9 @@ _COUNT_RECENT = f'SELECT count(*) FROM "{Assessment._meta.db_table}" WHERE "cust
 _PROFILE = CustomerProfile._meta.db_table
 _RECORD_CONFIRMED = (
     f'INSERT INTO "{_PROFILE}" AS p ("customer_id", "confirmed_orders", "confirmed_amount_minor", '
-    '"last_confirmed_at") VALUES (%s, 1, %s, %s) ON CONFLICT ("customer_id") DO UPDATE SET '
-    '"confirmed_orders" = p."confirmed_orders" + 1, '
+    '"last_confirmed_at") SELECT c, n, a, %s FROM unnest(%s::varchar[], %s::int[], %s::bigint[]) AS t (c, n, a) '
+    'ON CONFLICT ("customer_id") DO UPDATE SET '
+    '"confirmed_orders" = p."confirmed_orders" + EXCLUDED."confirmed_orders", '
     '"confirmed_amount_minor" = p."confirmed_amount_minor" + EXCLUDED."confirmed_amount_minor", '
     '"last_confirmed_at" = EXCLUDED."last_confirmed_at"'
 )
@@ -62,13 +64,24 @@ def assessment_create(
     return assessment
 
 
-def customer_profile_record_confirmed(*, customer_id: str, amount_minor: int) -> None:
-    """Count a confirmed order for the customer; call inside the consumer's transaction.
+def customer_profiles_record_confirmed(confirmations: Iterable[tuple[str, int]]) -> None:
+    """Count confirmed orders, given as (customer, amount), per customer; call inside the consumer's transaction.
 
-    One upsert: a first order creates the profile, a later one adds to it, and two first orders of one
-    customer confirmed at once cannot both try to create it."""
+    One upsert for them all: a first order creates the profile, a later one adds to it, and two first orders of
+    one customer confirmed at once cannot both try to create it. Customers are written in one order (sorted), so
+    that two batches with customers in common wait for each other instead of deadlocking."""
+    totals: dict[str, tuple[int, int]] = {}
+    for customer_id, amount_minor in confirmations:
+        orders, amount = totals.get(customer_id, (0, 0))
+        totals[customer_id] = (orders + 1, amount + amount_minor)
+    if not totals:
+        return
+    customers = sorted(totals)
     with connections[ALIAS].cursor() as cursor:
-        cursor.execute(_RECORD_CONFIRMED, [customer_id, amount_minor, timezone.now()])
+        cursor.execute(
+            _RECORD_CONFIRMED,
+            [timezone.now(), customers, [totals[c][0] for c in customers], [totals[c][1] for c in customers]],
+        )
 
 
 def _assessments_since(customer_id: str, since: datetime) -> int:

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from fraud.models import FraudInbox
-from fraud.services import customer_profile_record_confirmed
-from messaging.api import Envelope, consumer
+from fraud.services import customer_profiles_record_confirmed
+from messaging.api import Envelope, batch_consumer
 
 # Orders' event, subscribed to by name: participants never import orders.
 ORDER_CONFIRMED = "orders.OrderConfirmed"
 
 
-@consumer(message_type=ORDER_CONFIRMED, name="fraud.record_confirmed_order", queue="events", inbox=FraudInbox)
-def record_confirmed_order(envelope: Envelope) -> None:
-    customer_profile_record_confirmed(
-        customer_id=envelope.payload["customer_id"], amount_minor=int(envelope.payload["total_minor"])
+@batch_consumer(message_type=ORDER_CONFIRMED, name="fraud.record_confirmed_order", queue="events", inbox=FraudInbox)
+def record_confirmed_orders(envelopes: list[Envelope]) -> None:
+    customer_profiles_record_confirmed(
+        (envelope.payload["customer_id"], int(envelope.payload["total_minor"])) for envelope in envelopes
     )

@@ -10,7 +10,7 @@ from django.utils import timezone
 from fraud.api import assess_order
 from fraud.contracts import Decision
 from fraud.models import Assessment, CustomerProfile
-from fraud.services import customer_profile_record_confirmed
+from fraud.services import customer_profiles_record_confirmed
 
 
 def _assess(customer_id: str) -> tuple[str, list[str]]:
@@ -44,13 +44,12 @@ def test_orders_older_than_the_hour_do_not_count() -> None:
 
 
 def test_confirmed_orders_add_up_per_customer() -> None:
-    customer_profile_record_confirmed(customer_id="c-1", amount_minor=1_500)
+    customer_profiles_record_confirmed([("c-1", 1_500)])
     long_ago = timezone.now() - timedelta(days=30)
     CustomerProfile.objects.filter(customer_id="c-1").update(last_confirmed_at=long_ago)
-    customer_profile_record_confirmed(customer_id="c-1", amount_minor=2_500)
-    customer_profile_record_confirmed(customer_id="c-2", amount_minor=700)
+    customer_profiles_record_confirmed([("c-2", 700), ("c-1", 2_000), ("c-1", 500)])  # one batch
 
     profiles = {p.customer_id: p for p in CustomerProfile.objects.all()}
-    assert (profiles["c-1"].confirmed_orders, profiles["c-1"].confirmed_amount_minor) == (2, 4_000)
+    assert (profiles["c-1"].confirmed_orders, profiles["c-1"].confirmed_amount_minor) == (3, 4_000)
     assert (profiles["c-2"].confirmed_orders, profiles["c-2"].confirmed_amount_minor) == (1, 700)
     assert profiles["c-1"].last_confirmed_at > long_ago + timedelta(days=29)  # the later confirmation's time
