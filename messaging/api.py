@@ -27,7 +27,13 @@ from messaging.event_hold import types_held_now
 from messaging.faults import crash_point
 from messaging.metrics_view import register_scrape_collector
 from messaging.models import InboxMessage, KernelOutbox, OutboxMessage
-from messaging.outbox import notify_trigger_sql, outbox_append, outbox_held_migration, outbox_message
+from messaging.outbox import (
+    notify_due_trigger_sql,
+    notify_trigger_sql,
+    outbox_append,
+    outbox_held_migration,
+    outbox_message,
+)
 from messaging.queues import QueueWait, queue_wait
 from messaging.redis import redis_client
 from messaging.relay import Relay, drain_batch, outbox_backlog, outbox_models, release_held
@@ -66,6 +72,7 @@ __all__ = [
     "insert_rows",
     "load_all_consumers",
     "model_columns",
+    "notify_due_trigger_sql",
     "notify_trigger_sql",
     "outbox_append",
     "outbox_backlog",

@@ -30,6 +30,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -57,6 +58,15 @@ def holdable_message_types(noncritical_queues: tuple[str, ...], *, batched: bool
         fits = sub.queue in noncritical_queues and (bool(sub.batch) or not batched)
         by_type[sub.message_type] = by_type.get(sub.message_type, True) and fits
     return tuple(sorted(t for t, noncritical in by_type.items() if noncritical))
+
+
+@cache
+def gathered_message_types() -> frozenset[str]:
+    """The types held always, to go out in batches (once per process: subscriptions do not change while it runs).
+    A writer marks their rows held as it writes them, so that they wake no relay (``notify_due_trigger_sql``)."""
+    if not settings.MESSAGING_GATHER_EVENTS:
+        return frozenset()
+    return frozenset(holdable_message_types(tuple(settings.MESSAGING_NONCRITICAL_QUEUES), batched=True))
 
 
 @dataclass
@@ -92,7 +102,7 @@ class EventHold:
         holdable = holdable_message_types(noncritical)
         return cls(
             holdable=holdable if settings.MESSAGING_HOLD_EVENTS else (),
-            gathered=holdable_message_types(noncritical, batched=True) if settings.MESSAGING_GATHER_EVENTS else (),
+            gathered=tuple(sorted(gathered_message_types())),
             release_every_s=settings.MESSAGING_HELD_RELEASE_EVERY_S,
             hold_lag_s=settings.MESSAGING_HOLD_EVENTS_LAG_S,
             release_per_s=settings.MESSAGING_HELD_RELEASE_PER_S,

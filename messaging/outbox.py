@@ -7,8 +7,10 @@ from typing import Any, NotRequired, TypedDict, TypeVar, Unpack
 from django.contrib.postgres.operations import AddIndexConcurrently, RemoveIndexConcurrently
 from django.db import connections, migrations, models
 from django.db.migrations.operations.base import Operation
+from django.utils import timezone
 
 from messaging.db import insert_rows
+from messaging.event_hold import gathered_message_types
 from messaging.models import OutboxMessage
 from messaging.tracing import trace_headers
 
@@ -36,7 +38,8 @@ def outbox_message(*, model: type[M], **fields: Unpack[MessageFields]) -> M:
     """An outbox row, not yet written: for a statement that writes it with the change it announces
     (``update_where_then_insert``, or ``insert_rows`` of several models inside the module's transaction)."""
     headers = fields.pop("headers", None) or {}
-    return model(**fields, headers={**trace_headers(), **headers})
+    held_at = timezone.now() if fields["message_type"] in gathered_message_types() else None
+    return model(**fields, headers={**trace_headers(), **headers}, held_at=held_at)
 
 
 def outbox_append(*, model: type[M], **fields: Unpack[MessageFields]) -> M:
@@ -67,6 +70,33 @@ def notify_trigger_sql(table: str) -> tuple[str, str]:
             FOR EACH STATEMENT EXECUTE FUNCTION outbox_notify();
     """
     reverse = f"DROP TRIGGER IF EXISTS {table}_notify ON {table};"
+    return forward, reverse
+
+
+def notify_due_trigger_sql(table: str) -> tuple[str, str]:
+    """SQL (forward, reverse) that replaces ``notify_trigger_sql``'s trigger on ``table`` by one that wakes
+    relays only when a statement wrote a row due now: rows written held (gathered events,
+    ``messaging.event_hold``) wait for the relay's next release and wake nobody. Like ``outbox_held_migration``
+    it gives up after 5 s without the table's lock rather than queue every writer behind it. What it produces
+    must never change: applied migrations rely on it."""
+    forward = f"""
+        SET LOCAL lock_timeout = '5s';
+        CREATE OR REPLACE FUNCTION outbox_notify_due() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF EXISTS (SELECT 1 FROM inserted WHERE held_at IS NULL) THEN
+                PERFORM pg_notify('{NOTIFY_CHANNEL}', TG_TABLE_SCHEMA);
+            END IF;
+            RETURN NULL;
+        END $$;
+        DROP TRIGGER IF EXISTS {table}_notify ON {table};
+        CREATE TRIGGER {table}_notify AFTER INSERT ON {table} REFERENCING NEW TABLE AS inserted
+            FOR EACH STATEMENT EXECUTE FUNCTION outbox_notify_due();
+    """
+    reverse = f"""
+        DROP TRIGGER IF EXISTS {table}_notify ON {table};
+        CREATE TRIGGER {table}_notify AFTER INSERT ON {table}
+            FOR EACH STATEMENT EXECUTE FUNCTION outbox_notify();
+    """
     return forward, reverse
 
 

@@ -326,8 +326,9 @@ class Relay:
         return published
 
     def release_held(self) -> int:
-        """Publish held rows, oldest first per outbox, within the event hold's quota."""
-        if not self._held_somewhere:
+        """Publish held rows, oldest first per outbox, within the event hold's quota. Rows of gathered types
+        are written held and wake nobody: while there are such types, every release looks for them."""
+        if not self._held_somewhere and not self.hold.gathered:
             return 0
         quota = self.hold.release_quota()
         released = 0

@@ -6,6 +6,7 @@ import base64
 import json
 import uuid
 
+import psycopg
 import pytest
 from django.db import transaction
 from django.utils import timezone
@@ -13,8 +14,9 @@ from django.utils import timezone
 from messaging.api import dead_letter_retry, outbox_append, redis_client
 from messaging.event_hold import EventHold, holdable_message_types
 from messaging.models import DeadLetter, DeadLetterStatus
+from messaging.outbox import NOTIFY_CHANNEL
 from messaging.publisher import publish_envelopes
-from messaging.relay import Relay, outbox_backlog
+from messaging.relay import Relay, _dsn, outbox_backlog, schema_of
 from orders.contracts import ORDER_CONFIRMED, START_SAGA
 from tests.probe.models import ProbeEffect, ProbeOutbox
 from tests.probe.tasks import FAIL_KEY, PING, TALLY, TALLY_BATCHES_KEY, apply_tallies
@@ -175,3 +177,20 @@ def test_the_relay_gathers_batch_consumers_rows_and_lets_them_go_together() -> N
         assert redis_client().llen("saga.eu") == 4
     finally:
         relay._drop_producer()
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_a_gathered_row_is_written_held_and_wakes_no_relay() -> None:
+    with psycopg.connect(_dsn(ProbeOutbox.objects.db), autocommit=True) as listener:
+        listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
+
+        quiet = _write(TALLY, "quiet")
+
+        assert quiet.held_at is not None
+        assert list(listener.notifies(timeout=0.5, stop_after=1)) == []
+
+        loud = _write(PING, "loud")
+
+        assert loud.held_at is None
+        (notice,) = list(listener.notifies(timeout=5.0, stop_after=1))
+        assert notice.payload == schema_of(ProbeOutbox)

@@ -55,7 +55,8 @@ def test_saga_metrics_have_the_right_labels_after_an_order(confirmed_order: uuid
     assert value(after, "saga_outcomes_total", **outcome) - value(before, "saga_outcomes_total", **outcome) == 1
     assert value(after, "orders_by_state", state="confirmed", region="eu") == 1
     assert value(after, "orders_by_state", state="pending", region="eu") == 0
-    assert value(after, "messaging_outbox_backlog", module="orders") == 2  # StartSaga and OrderConfirmed
+    assert value(after, "messaging_outbox_backlog", module="orders") == 1  # StartSaga
+    assert value(after, "messaging_outbox_held", module="orders") == 1  # OrderConfirmed, gathered for fraud
     assert f'messaging_queue_depth{{queue="{settings.CELERY_TASK_QUEUES[1].name}"}}' in after
 
 
