@@ -153,13 +153,17 @@ MESSAGING_RELAY_LOG_EACH = env_bool("MESSAGING_RELAY_LOG_EACH", True)
 # outbox, and lets them go (oldest first, at most MESSAGING_HELD_RELEASE_PER_S) once that lag is under half of it.
 MESSAGING_HOLD_EVENTS = env_bool("MESSAGING_HOLD_EVENTS", True)
 MESSAGING_HOLD_EVENTS_LAG_S = float(os.environ.get("MESSAGING_HOLD_EVENTS_LAG_S", "1"))
-# Held rows let go per second: above the events' rate at the peak (one per order at 120 orders/s), or held rows
-# would pile up; batch consumers take them 100 to a task, so 500/s costs the workers five tasks a second.
-MESSAGING_HELD_RELEASE_PER_S = float(os.environ.get("MESSAGING_HELD_RELEASE_PER_S", "500"))
+# Held rows let go per second once the saga has caught up: bounded, so that the release does not put it behind
+# again (each row is a task of its consumer).
+MESSAGING_HELD_RELEASE_PER_S = float(os.environ.get("MESSAGING_HELD_RELEASE_PER_S", "50"))
 # Messages whose every consumer is a batch consumer on a non-critical queue are gathered: held always, and let go
-# at most every MESSAGING_HELD_RELEASE_EVERY_S as messages of many envelopes (messaging.event_hold).
+# at most every MESSAGING_HELD_RELEASE_EVERY_S as messages of many envelopes (messaging.event_hold), read by every
+# process that writes an outbox and by the relay. While every holdable type is gathered, the release rate is
+# MESSAGING_GATHERED_RELEASE_PER_S: above the events' rate at the peak (one per order at 120 orders/s), or held
+# rows would pile up; at 100 rows to a task, 500/s costs the workers five tasks a second.
 MESSAGING_GATHER_EVENTS = env_bool("MESSAGING_GATHER_EVENTS", True)
 MESSAGING_HELD_RELEASE_EVERY_S = float(os.environ.get("MESSAGING_HELD_RELEASE_EVERY_S", "0.5"))
+MESSAGING_GATHERED_RELEASE_PER_S = float(os.environ.get("MESSAGING_GATHERED_RELEASE_PER_S", "500"))
 MESSAGING_HOLD_CHECK_EVERY_S = float(os.environ.get("MESSAGING_HOLD_CHECK_EVERY_S", "0.5"))
 # A row held longer than this is reported by reconciliation as stalled (and released by `reconcile --fix`).
 MESSAGING_HELD_STALE_AFTER_S = float(os.environ.get("MESSAGING_HELD_STALE_AFTER_S", "900"))

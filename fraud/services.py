@@ -64,12 +64,13 @@ def assessment_create(
     return assessment
 
 
-def customer_profiles_record_confirmed(confirmations: Iterable[tuple[str, int]]) -> None:
+def customer_profiles_record_confirmed(*, confirmations: Iterable[tuple[str, int]]) -> None:
     """Count confirmed orders, given as (customer, amount), per customer; call inside the consumer's transaction.
 
     One upsert for them all: a first order creates the profile, a later one adds to it, and two first orders of
-    one customer confirmed at once cannot both try to create it. Customers are written in one order (sorted), so
-    that two batches with customers in common wait for each other instead of deadlocking."""
+    one customer confirmed at once cannot both try to create it. Customers are written in one order (sorted), as
+    the consumer's inbox rows are, so that two batches with customers in common wait for each other rather than
+    deadlock (should one still happen, it is a transient error and the batch is retried)."""
     totals: dict[str, tuple[int, int]] = {}
     for customer_id, amount_minor in confirmations:
         orders, amount = totals.get(customer_id, (0, 0))

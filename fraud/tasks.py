@@ -13,5 +13,7 @@ ORDER_CONFIRMED = "orders.OrderConfirmed"
 @batch_consumer(message_type=ORDER_CONFIRMED, name="fraud.record_confirmed_order", queue="events", inbox=FraudInbox)
 def record_confirmed_orders(envelopes: list[Envelope]) -> None:
     customer_profiles_record_confirmed(
-        (envelope.payload["customer_id"], int(envelope.payload["total_minor"])) for envelope in envelopes
+        confirmations=[
+            (envelope.payload["customer_id"], int(envelope.payload["total_minor"])) for envelope in envelopes
+        ]
     )

@@ -6,11 +6,15 @@ task, one inbox statement and one transaction serve them all. What stays per env
 
 - exactly once: the inbox gets a row per envelope in the transaction of the handler's effect, and the handler
   sees only the envelopes not applied before (a redelivered batch, a batch that overlaps an earlier one);
-- a transient error retries the batch with backoff (its applied envelopes are skipped by the inbox), and
-  retries exhausted make a dead letter of each envelope;
+- a transient error retries the batch with backoff, and retries exhausted make a dead letter of each envelope
+  the inbox does not hold (of each, when the inbox cannot be read);
 - any other error runs the envelopes one at a time, each in its own transaction, so that only the one that
-  fails becomes a dead letter and the rest are applied;
-- a message of one envelope (a dead letter retried from the admin) is a batch of one.
+  fails becomes a dead letter and the rest are applied; a transient error meanwhile retries only the envelopes
+  not yet applied or dead-lettered;
+- should the dead-letter store refuse, the envelopes without a letter are sent again later (past the retry
+  limit) instead of being acknowledged and lost;
+- a message of one envelope (a dead letter retried from the admin) is a batch of one, and a retried letter is
+  resolved once its envelope is in the inbox, applied now or before.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from typing import Any
 
 from celery import Task
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, connections, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, connections, transaction
+from pydantic import ValidationError
 
 from config.celery import app as celery_app
 from messaging.consumers import TRANSIENT_ERRORS, give_up
@@ -59,7 +64,7 @@ def apply_batch_once(
     alias = inbox.objects.db
     with transaction.atomic(using=alias):
         fresh = _claim_many(
-            inbox, alias=alias, message_ids=[e.message_id for e in envelopes], consumer_name=consumer_name
+            inbox, alias=alias, message_ids=sorted({e.message_id for e in envelopes}), consumer_name=consumer_name
         )
         new: list[Envelope] = []
         for envelope in envelopes:
@@ -69,6 +74,39 @@ def apply_batch_once(
         if new:
             handler(new)
     return new
+
+
+def _valid(items: list[dict[str, Any]], *, consumer_name: str) -> list[Envelope]:
+    """The envelopes of a message. One that does not parse cannot have come from a relay; it is logged whole
+    (nothing is lost) and left out, so that it does not stop the others."""
+    envelopes = []
+    for item in items:
+        try:
+            envelopes.append(Envelope.model_validate(item))
+        except ValidationError as exc:
+            log.error(
+                "consumer %s: left out an envelope that does not parse: %s", consumer_name, exc, extra={"raw": item}
+            )
+    return envelopes
+
+
+def _wire(envelopes: list[Envelope]) -> list[dict[str, Any]]:
+    return [envelope.model_dump(mode="json") for envelope in envelopes]
+
+
+def _not_applied(envelopes: list[Envelope], *, inbox: type[InboxMessage], consumer_name: str) -> list[Envelope]:
+    """The envelopes, once each, that the inbox does not hold: all of them when the inbox cannot be read."""
+    unique = list({envelope.message_id: envelope for envelope in envelopes}.values())
+    try:
+        done = {
+            str(m)
+            for m in inbox.objects.filter(
+                consumer=consumer_name, message_id__in=[e.message_id for e in unique]
+            ).values_list("message_id", flat=True)
+        }
+    except DatabaseError:
+        return unique
+    return [envelope for envelope in unique if str(envelope.message_id) not in done]
 
 
 def batch_consumer(
@@ -89,13 +127,13 @@ def batch_consumer(
     def decorator(handler: BatchHandler) -> Task:
         def run(task: Task, envelopes_data: list[dict[str, Any]] | dict[str, Any]) -> dict[str, int]:
             items = [envelopes_data] if isinstance(envelopes_data, dict) else envelopes_data
-            envelopes = [Envelope.model_validate(item) for item in items]
+            envelopes = _valid(items, consumer_name=name)
             attempt = task.request.retries + 1
             with (
                 bound(consumer=name, message_type=message_type, batch_size=len(envelopes), attempt=attempt),
-                span(f"consume {message_type}", parent=envelopes[0].headers, consumer=name, batch=len(envelopes)),
+                span(f"consume {message_type}", consumer=name, batch=len(envelopes)),
             ):
-                return consume(task, envelopes)
+                return consume(task, envelopes) if envelopes else {"applied": 0, "duplicate": 0, "dead_lettered": 0}
 
         def consume(task: Task, envelopes: list[Envelope]) -> dict[str, int]:
             try:
@@ -105,50 +143,78 @@ def batch_consumer(
             except Exception as exc:  # noqa: BLE001 - one envelope may be at fault: find it, apply the rest
                 if len(envelopes) > 1:
                     return one_at_a_time(task, envelopes)
-                give_up(envelopes[0], name, queue, exc, task.request.retries + 1, None)
-                return outcome(envelopes, applied=[], dead=1)
-            return outcome(envelopes, applied=applied, dead=0)
+                dead_letter(task, envelopes, exc)
+                return outcome(envelopes, applied=[], dead=envelopes)
+            return outcome(envelopes, applied=applied, dead=[])
 
         def one_at_a_time(task: Task, envelopes: list[Envelope]) -> dict[str, int]:
             applied: list[Envelope] = []
-            dead = 0
-            for envelope in envelopes:
+            dead: list[Envelope] = []
+            for position, envelope in enumerate(envelopes):
                 try:
                     applied += apply_batch_once(handler, [envelope], inbox=inbox, consumer_name=name)
                 except TRANSIENT_ERRORS as exc:
-                    # Retry the whole batch: what was applied meanwhile is skipped by the inbox.
-                    done = {e.message_id for e in applied}
-                    return transient(task, [e for e in envelopes if e.message_id not in done], exc)
+                    # The retry carries what is left: what was applied or dead-lettered does not go again.
+                    return transient(task, envelopes[position:], exc)
                 except Exception as exc:  # noqa: BLE001 - permanent for this envelope
-                    give_up(envelope, name, queue, exc, task.request.retries + 1, None)
-                    dead += 1
+                    dead_letter(task, [envelope], exc)
+                    dead.append(envelope)
             return outcome(envelopes, applied=applied, dead=dead)
 
         def transient(task: Task, envelopes: list[Envelope], exc: BaseException) -> dict[str, int]:
             if isinstance(exc, OperationalError | InterfaceError):
                 connections.close_all()  # reconnect on the retry instead of reusing a broken session
-            attempt = task.request.retries + 1
             if task.request.retries >= limit:
-                for envelope in envelopes:
-                    give_up(envelope, name, queue, exc, attempt, None)
-                return {"applied": 0, "duplicate": 0, "dead_lettered": len(envelopes)}
+                pending = _not_applied(envelopes, inbox=inbox, consumer_name=name)
+                dead_letter(task, pending, exc)
+                return {"applied": 0, "duplicate": len(envelopes) - len(pending), "dead_lettered": len(pending)}
             CONSUMER_OUTCOMES.labels(consumer=name, outcome="retried").inc(len(envelopes))
             log.warning(
-                "consumer %s: transient failure on %d messages (attempt %d): %s", name, len(envelopes), attempt, exc
+                "consumer %s: transient failure on %d messages (attempt %d): %s",
+                name,
+                len(envelopes),
+                task.request.retries + 1,
+                exc,
             )
-            raise task.retry(exc=exc, countdown=retry_countdown(task.request.retries), max_retries=limit) from exc
+            raise task.retry(
+                args=[_wire(envelopes)], exc=exc, countdown=retry_countdown(task.request.retries), max_retries=limit
+            ) from exc
 
-        def outcome(envelopes: list[Envelope], *, applied: list[Envelope], dead: int) -> dict[str, int]:
-            duplicate = len(envelopes) - len(applied) - dead
+        def dead_letter(task: Task, envelopes: list[Envelope], exc: BaseException) -> None:
+            """A dead letter for each envelope. Should the store refuse, the envelopes not yet recorded are sent
+            again later, past the retry limit: acknowledged without a letter, they would be lost."""
+            for position, envelope in enumerate(envelopes):
+                try:
+                    give_up(envelope, name, queue, exc, task.request.retries + 1, None)
+                except DatabaseError as refused:
+                    raise task.retry(
+                        args=[_wire(envelopes[position:])],
+                        exc=refused,
+                        countdown=retry_countdown(task.request.retries),
+                        max_retries=None,
+                    ) from refused
+
+        def outcome(envelopes: list[Envelope], *, applied: list[Envelope], dead: list[Envelope]) -> dict[str, int]:
+            duplicate = len(envelopes) - len(applied) - len(dead)
             for label, count in (("ok", len(applied)), ("duplicate", duplicate)):
                 if count:
                     CONSUMER_OUTCOMES.labels(consumer=name, outcome=label).inc(count)
-            log.info("consumer %s applied %d %s (%d duplicates)", name, len(applied), message_type, duplicate)
-            for envelope in applied:
+            log.info(
+                "consumer %s applied %d %s (%d duplicates)",
+                name,
+                len(applied),
+                message_type,
+                duplicate,
+                extra={"correlation_ids": sorted({e.correlation_id for e in envelopes})},
+            )
+            failed = {e.message_id for e in dead}
+            for envelope in envelopes:
+                # A retried dead letter is done once its envelope is in the inbox: applied now, or before (a
+                # duplicate).
                 retried_letter = envelope.headers.get("dead_letter_retry")
-                if retried_letter:
+                if retried_letter and envelope.message_id not in failed:
                     dead_letter_retry_succeeded(letter_id=int(retried_letter))
-            return {"applied": len(applied), "duplicate": duplicate, "dead_lettered": dead}
+            return {"applied": len(applied), "duplicate": duplicate, "dead_lettered": len(dead)}
 
         run.__name__ = handler.__name__
         run.__doc__ = handler.__doc__

@@ -62,8 +62,9 @@ def holdable_message_types(noncritical_queues: tuple[str, ...], *, batched: bool
 
 @cache
 def gathered_message_types() -> frozenset[str]:
-    """The types held always, to go out in batches (once per process: subscriptions do not change while it runs).
-    A writer marks their rows held as it writes them, so that they wake no relay (``notify_due_trigger_sql``)."""
+    """The types held always, to go out in batches. A writer marks their rows held as it writes them, so that they
+    wake no relay (``notify_due_trigger_sql``). Decided once per process (subscriptions and settings do not change
+    while it runs; a test that changes them calls ``gathered_message_types.cache_clear()``)."""
     if not settings.MESSAGING_GATHER_EVENTS:
         return frozenset()
     return frozenset(holdable_message_types(tuple(settings.MESSAGING_NONCRITICAL_QUEUES), batched=True))
@@ -99,13 +100,18 @@ class EventHold:
     @classmethod
     def from_settings(cls, *, poll_interval: float = 1.0) -> EventHold:
         noncritical = tuple(settings.MESSAGING_NONCRITICAL_QUEUES)
-        holdable = holdable_message_types(noncritical)
+        holdable = holdable_message_types(noncritical) if settings.MESSAGING_HOLD_EVENTS else ()
+        gathered = tuple(sorted(gathered_message_types()))
+        # A row of a type that is not gathered costs its consumer a task: such types keep the bounded rate.
+        all_gathered = set(holdable) <= set(gathered)
         return cls(
-            holdable=holdable if settings.MESSAGING_HOLD_EVENTS else (),
-            gathered=tuple(sorted(gathered_message_types())),
+            holdable=holdable,
+            gathered=gathered,
             release_every_s=settings.MESSAGING_HELD_RELEASE_EVERY_S,
             hold_lag_s=settings.MESSAGING_HOLD_EVENTS_LAG_S,
-            release_per_s=settings.MESSAGING_HELD_RELEASE_PER_S,
+            release_per_s=settings.MESSAGING_GATHERED_RELEASE_PER_S
+            if all_gathered
+            else settings.MESSAGING_HELD_RELEASE_PER_S,
             check_every_s=settings.MESSAGING_HOLD_CHECK_EVERY_S,
             burst_s=max(1.0, poll_interval),
         )

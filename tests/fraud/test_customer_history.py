@@ -44,10 +44,10 @@ def test_orders_older_than_the_hour_do_not_count() -> None:
 
 
 def test_confirmed_orders_add_up_per_customer() -> None:
-    customer_profiles_record_confirmed([("c-1", 1_500)])
+    customer_profiles_record_confirmed(confirmations=[("c-1", 1_500)])
     long_ago = timezone.now() - timedelta(days=30)
     CustomerProfile.objects.filter(customer_id="c-1").update(last_confirmed_at=long_ago)
-    customer_profiles_record_confirmed([("c-2", 700), ("c-1", 2_000), ("c-1", 500)])  # one batch
+    customer_profiles_record_confirmed(confirmations=[("c-2", 700), ("c-1", 2_000), ("c-1", 500)])  # one batch
 
     profiles = {p.customer_id: p for p in CustomerProfile.objects.all()}
     assert (profiles["c-1"].confirmed_orders, profiles["c-1"].confirmed_amount_minor) == (3, 4_000)

@@ -8,7 +8,9 @@ import uuid
 
 import psycopg
 import pytest
+from django.conf import settings
 from django.db import transaction
+from django.test import override_settings
 from django.utils import timezone
 
 from messaging.api import dead_letter_retry, outbox_append, redis_client
@@ -19,7 +21,7 @@ from messaging.publisher import publish_envelopes
 from messaging.relay import Relay, _dsn, outbox_backlog, schema_of
 from orders.contracts import ORDER_CONFIRMED, START_SAGA
 from tests.probe.models import ProbeEffect, ProbeOutbox
-from tests.probe.tasks import FAIL_KEY, PING, TALLY, TALLY_BATCHES_KEY, apply_tallies
+from tests.probe.tasks import FAIL_KEY, FLAKY_KEY, PING, TALLY, TALLY_BATCHES_KEY, apply_tallies
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 
@@ -104,16 +106,19 @@ def test_a_poisoned_envelope_becomes_the_only_dead_letter_of_its_batch() -> None
     assert _handler_calls() == [3, 1, 1, 1]  # the batch, then each envelope on its own
 
 
-def test_retries_exhausted_make_a_dead_letter_of_each_envelope_and_a_retry_applies_one() -> None:
+def test_retries_exhausted_make_a_dead_letter_of_each_envelope_not_applied_and_a_retry_applies_one() -> None:
+    applied_before = tally("before")
+    apply_tallies.apply(args=[[applied_before]])
     redis_client().set(FAIL_KEY, "transient")
-    batch = [tally("x"), tally("y")]
+    batch = [tally("x"), applied_before, tally("y"), tally("y")]
+    batch[3]["message_id"] = batch[2]["message_id"]  # the same message twice
 
-    apply_tallies.apply(args=[batch])
+    assert apply_tallies.apply(args=[batch]).get() == {"applied": 0, "duplicate": 2, "dead_lettered": 2}
 
     letters = {letter.envelope["aggregate_id"]: letter for letter in DeadLetter.objects.all()}
-    assert sorted(letters) == ["x", "y"]
+    assert sorted(letters) == ["x", "y"]  # none for what the inbox already held, one per message
     assert {letter.attempts for letter in letters.values()} == {3}  # 1 + 2 retries
-    assert _effects() == []
+    assert _effects() == ["before"]
 
     redis_client().delete(FAIL_KEY)
     dead_letter_retry(letter_id=letters["x"].pk, actor="ops")  # one envelope, as a person retries it
@@ -122,9 +127,22 @@ def test_retries_exhausted_make_a_dead_letter_of_each_envelope_and_a_retry_appli
 
     assert apply_tallies.apply(args=retried).get() == {"applied": 1, "duplicate": 0, "dead_lettered": 0}
 
-    assert _effects() == ["x"]
+    assert _effects() == ["before", "x"]
     letters["x"].refresh_from_db()
     assert letters["x"].status == DeadLetterStatus.RESOLVED
+
+
+def test_a_retry_after_a_poisoned_envelope_carries_only_what_is_left() -> None:
+    redis_client().set(FLAKY_KEY, 2)  # the flaky envelope fails twice, then applies
+    batch = [tally("bad", poison=True), tally("flaky", flaky=True)]
+
+    apply_tallies.apply(args=[batch])
+
+    assert _effects() == ["flaky"]
+    letter = DeadLetter.objects.get()  # one letter, recorded once: the poison was not sent again
+    assert (letter.envelope["aggregate_id"], letter.attempts, letter.status) == ("bad", 1, DeadLetterStatus.OPEN)
+    # The batch, each envelope alone, then the flaky one alone on each of its two retries.
+    assert _handler_calls() == [2, 1, 1, 1, 1]
 
 
 def _write(message_type: str, key: str) -> ProbeOutbox:
@@ -194,3 +212,16 @@ def test_a_gathered_row_is_written_held_and_wakes_no_relay() -> None:
         assert loud.held_at is None
         (notice,) = list(listener.notifies(timeout=5.0, stop_after=1))
         assert notice.payload == schema_of(ProbeOutbox)
+
+
+def test_a_type_fed_one_message_at_a_time_keeps_the_bounded_release_rate() -> None:
+    hold = EventHold.from_settings()
+    assert PING in hold.holdable  # its consumer takes one envelope per task
+    assert hold.release_per_s == settings.MESSAGING_HELD_RELEASE_PER_S == 50
+
+    with override_settings(MESSAGING_HOLD_EVENTS=False):
+        only_gathered = EventHold.from_settings()
+
+    assert only_gathered.holdable == ()
+    assert TALLY in only_gathered.gathered
+    assert only_gathered.release_per_s == settings.MESSAGING_GATHERED_RELEASE_PER_S == 500

@@ -25,6 +25,7 @@ def apply_ping(envelope: Envelope) -> None:
 
 TALLY = "probe.Tally"
 TALLY_BATCHES_KEY = "probe:tally-batches"  # one entry per handler call: how many envelopes it was given
+FLAKY_KEY = "probe:flaky"  # how many more times an envelope marked "flaky" fails for a while
 
 
 @batch_consumer(message_type=TALLY, name="probe.tally", queue="events", inbox=ProbeInbox, max_batch=3, max_retries=2)
@@ -35,4 +36,6 @@ def apply_tallies(envelopes: list[Envelope]) -> None:
     for envelope in envelopes:
         if envelope.payload.get("poison"):
             raise ValueError(f"probe: cannot apply {envelope.aggregate_id}")
+        if envelope.payload.get("flaky") and redis_client().decr(FLAKY_KEY) >= 0:
+            raise TransientError(f"probe: {envelope.aggregate_id} unavailable for now")
         ProbeEffect.objects.create(message_id=envelope.message_id, key=envelope.aggregate_id)
