@@ -157,7 +157,7 @@ def batch_consumer(
                     # The retry carries what is left: what was applied or dead-lettered does not go again.
                     return transient(task, envelopes[position:], exc)
                 except Exception as exc:  # noqa: BLE001 - permanent for this envelope
-                    dead_letter(task, [envelope], exc)
+                    dead_letter(task, [envelope], exc, then=envelopes[position + 1 :])
                     dead.append(envelope)
             return outcome(envelopes, applied=applied, dead=dead)
 
@@ -180,15 +180,18 @@ def batch_consumer(
                 args=[_wire(envelopes)], exc=exc, countdown=retry_countdown(task.request.retries), max_retries=limit
             ) from exc
 
-        def dead_letter(task: Task, envelopes: list[Envelope], exc: BaseException) -> None:
-            """A dead letter for each envelope. Should the store refuse, the envelopes not yet recorded are sent
-            again later, past the retry limit: acknowledged without a letter, they would be lost."""
+        def dead_letter(
+            task: Task, envelopes: list[Envelope], exc: BaseException, *, then: list[Envelope] | None = None
+        ) -> None:
+            """A dead letter for each envelope. Should the store refuse, the envelopes not yet recorded and those
+            still to be tried (``then``) are sent again later, past the retry limit: acknowledged without a
+            letter, they would be lost."""
             for position, envelope in enumerate(envelopes):
                 try:
                     give_up(envelope, name, queue, exc, task.request.retries + 1, None)
                 except DatabaseError as refused:
                     raise task.retry(
-                        args=[_wire(envelopes[position:])],
+                        args=[_wire([*envelopes[position:], *(then or [])])],
                         exc=refused,
                         countdown=retry_countdown(task.request.retries),
                         max_retries=None,

@@ -9,7 +9,7 @@ import uuid
 import psycopg
 import pytest
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.test import override_settings
 from django.utils import timezone
 
@@ -225,3 +225,25 @@ def test_a_type_fed_one_message_at_a_time_keeps_the_bounded_release_rate() -> No
     assert only_gathered.holdable == ()
     assert TALLY in only_gathered.gathered
     assert only_gathered.release_per_s == settings.MESSAGING_GATHERED_RELEASE_PER_S == 500
+
+
+def test_a_dead_letter_store_that_refuses_loses_no_envelope(monkeypatch: pytest.MonkeyPatch) -> None:
+    from messaging import batch_consumers
+
+    real_give_up, refusals = batch_consumers.give_up, [1]
+
+    def refusing_once(*args: object) -> None:
+        if refusals:
+            refusals.pop()
+            raise DatabaseError("dead-letter store unreachable")
+        real_give_up(*args)
+
+    monkeypatch.setattr(batch_consumers, "give_up", refusing_once)
+    batch = [tally("bad", poison=True), tally("after")]
+
+    apply_tallies.apply(args=[batch])
+
+    assert _effects() == ["after"]  # tried on the retry, with the poisoned one
+    assert [letter.envelope["aggregate_id"] for letter in DeadLetter.objects.all()] == ["bad"]
+    # The batch and each alone (the store refused "bad"'s letter), then the retry: both, and each alone.
+    assert _handler_calls() == [2, 1, 2, 1, 1]
