@@ -111,7 +111,7 @@ def consumer(
                 if isinstance(exc, OperationalError | InterfaceError):
                     connections.close_all()  # reconnect on the retry instead of reusing a broken session
                 if task.request.retries >= limit:
-                    give_up(envelope, name, queue, exc, attempt, on_give_up)
+                    give_up_or_retry(task, envelope, name, queue, exc, on_give_up)
                     return "dead_lettered"
                 CONSUMER_OUTCOMES.labels(consumer=name, outcome="retried").inc()
                 log.warning(
@@ -119,7 +119,7 @@ def consumer(
                 )
                 raise task.retry(exc=exc, countdown=retry_countdown(task.request.retries), max_retries=limit) from exc
             except Exception as exc:  # noqa: BLE001 - anything else is permanent for this message
-                give_up(envelope, name, queue, exc, attempt, on_give_up)
+                give_up_or_retry(task, envelope, name, queue, exc, on_give_up)
                 return "dead_lettered"
             if not applied:
                 CONSUMER_OUTCOMES.labels(consumer=name, outcome="duplicate").inc()
@@ -141,6 +141,17 @@ def consumer(
     return decorator
 
 
+def give_up_or_retry(
+    task: Task, envelope: Envelope, name: str, queue: str, exc: BaseException, on_give_up: GiveUpHandler | None
+) -> None:
+    """``give_up``; should the dead-letter store refuse, send the message again later, past the retry limit:
+    raised into Celery, the error would be acknowledged (its default for late acks) and the message lost."""
+    try:
+        give_up(envelope, name, queue, exc, task.request.retries + 1, on_give_up)
+    except DatabaseError as refused:
+        raise task.retry(exc=refused, countdown=retry_countdown(task.request.retries), max_retries=None) from refused
+
+
 def give_up(
     envelope: Envelope, name: str, queue: str, exc: BaseException, attempts: int, on_give_up: GiveUpHandler | None
 ) -> None:
@@ -149,7 +160,7 @@ def give_up(
     try:
         dead_letter_record(envelope=envelope, consumer=name, queue=queue, error=exc, attempts=attempts)
     except DatabaseError:
-        # Without the dead-letter store we must not ack: let the broker redeliver.
+        # Without the dead-letter store the message must not be acknowledged as done: the caller sends it again.
         log.exception("consumer %s: could not store dead letter for %s", name, envelope.message_id)
         raise
     if on_give_up is not None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import random
 
 import pytest
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.test import override_settings
 
+from messaging import consumers
 from messaging.api import OutboxMessage, drain_batch, outbox_append, redis_client
 from messaging.models import DeadLetter
 from messaging.outbox import OutboxOutsideTransaction
@@ -82,6 +83,24 @@ def test_a_permanent_failure_dead_letters_at_once() -> None:
     letter = DeadLetter.objects.get()
     assert (letter.attempts, letter.error_type) == (1, "builtins.ValueError")
     assert ProbeEffect.objects.count() == 0
+
+
+def test_a_dead_letter_store_that_refuses_gets_the_message_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_record, refusals = consumers.dead_letter_record, [1]
+
+    def refusing_once(**fields: object) -> object:
+        if refusals:
+            refusals.pop()
+            raise DatabaseError("dead-letter store unreachable")
+        return real_record(**fields)
+
+    monkeypatch.setattr(consumers, "dead_letter_record", refusing_once)
+    redis_client().set(FAIL_KEY, "permanent")
+
+    assert apply_ping.apply(args=[ping_envelope("order-9")]).get() == "dead_lettered"
+
+    letter = DeadLetter.objects.get()  # recorded when the message came again, not lost with the refusal
+    assert (letter.envelope["aggregate_id"], letter.attempts) == ("order-9", 2)
 
 
 def test_failed_effect_rolls_back_the_inbox_row_so_a_retry_can_apply() -> None:
