@@ -29,7 +29,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError, connectio
 from pydantic import ValidationError
 
 from config.celery import app as celery_app
-from messaging.consumers import TRANSIENT_ERRORS, give_up
+from messaging.consumers import TRANSIENT_ERRORS, give_up, inbox_claim
 from messaging.context import bound
 from messaging.contracts import Envelope
 from messaging.dead_letters import dead_letter_retry_succeeded
@@ -45,27 +45,13 @@ BatchHandler = Callable[[list[Envelope]], None]
 DEFAULT_MAX_BATCH = 100
 
 
-def _claim_many(inbox: type[InboxMessage], *, alias: str, message_ids: list[Any], consumer_name: str) -> set[str]:
-    """Inbox rows for the ids not seen before; returns those ids (as strings)."""
-    table = inbox._meta.db_table
-    with connections[alias].cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (message_id, consumer, processed_at) "
-            "SELECT DISTINCT m, %s, now() FROM unnest(%s::uuid[]) AS m ON CONFLICT DO NOTHING RETURNING message_id",
-            [consumer_name, message_ids],
-        )
-        return {str(message_id) for (message_id,) in cursor.fetchall()}
-
-
 def apply_batch_once(
     handler: BatchHandler, envelopes: list[Envelope], *, inbox: type[InboxMessage], consumer_name: str
 ) -> list[Envelope]:
     """Apply ``handler`` to the envelopes this consumer has not applied yet, in one transaction; returns them."""
     alias = inbox.objects.db
     with transaction.atomic(using=alias):
-        fresh = _claim_many(
-            inbox, alias=alias, message_ids=sorted({e.message_id for e in envelopes}), consumer_name=consumer_name
-        )
+        fresh = inbox_claim(inbox, message_ids=[e.message_id for e in envelopes], consumer_name=consumer_name)
         new: list[Envelope] = []
         for envelope in envelopes:
             if str(envelope.message_id) in fresh:

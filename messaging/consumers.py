@@ -47,22 +47,23 @@ Handler = Callable[[Envelope], None]
 GiveUpHandler = Callable[[Envelope, BaseException], None]
 
 
-def _claim(inbox: type[InboxMessage], *, alias: str, message_id: Any, consumer_name: str) -> bool:
-    table = inbox._meta.db_table
-    with connections[alias].cursor() as cursor:
+def inbox_claim(inbox: type[InboxMessage], *, message_ids: list[Any], consumer_name: str) -> set[str]:
+    """Inbox rows, in one statement, for the ids this consumer has not seen; returns those ids (as strings).
+    Sorted first, so that two claims with ids in common take their locks in one order."""
+    with connections[inbox.objects.db].cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {table} (message_id, consumer, processed_at) VALUES (%s, %s, now()) "
-            "ON CONFLICT DO NOTHING RETURNING 1",
-            [message_id, consumer_name],
+            f"INSERT INTO {inbox._meta.db_table} (message_id, consumer, processed_at) "
+            "SELECT DISTINCT m, %s, now() FROM unnest(%s::uuid[]) AS m ON CONFLICT DO NOTHING RETURNING message_id",
+            [consumer_name, sorted(set(message_ids))],
         )
-        return cursor.fetchone() is not None
+        return {str(message_id) for (message_id,) in cursor.fetchall()}
 
 
 def apply_once(handler: Handler, envelope: Envelope, *, inbox: type[InboxMessage], consumer_name: str) -> bool:
     """Apply ``handler`` unless this consumer already did; True when applied."""
     alias = inbox.objects.db
     with transaction.atomic(using=alias):
-        if not _claim(inbox, alias=alias, message_id=envelope.message_id, consumer_name=consumer_name):
+        if not inbox_claim(inbox, message_ids=[envelope.message_id], consumer_name=consumer_name):
             return False
         handler(envelope)
     return True

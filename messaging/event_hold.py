@@ -88,8 +88,10 @@ class EventHold:
     _allowance: float = field(default=0.0, repr=False)
     _filled_at: float | None = field(default=None, repr=False)
     _released_at: float = field(default=-math.inf, repr=False)
+    _held_under_pressure: tuple[str, ...] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
+        self._held_under_pressure = tuple(sorted({*self.holdable, *self.gathered}))
         # A zero threshold would never let go (the lag is never below zero), a zero rate never release.
         if self.hold_lag_s <= 0 or self.release_per_s <= 0:
             raise ImproperlyConfigured(
@@ -126,7 +128,7 @@ class EventHold:
             first = self._checked_at == -math.inf
             self._checked_at = now
             self._decide(self.read_lag(), first=first)
-        return tuple(sorted({*self.holdable, *self.gathered})) if self.holding else self.gathered
+        return self._held_under_pressure if self.holding else self.gathered
 
     def _decide(self, lag: float, *, first: bool = False) -> None:
         if not self.holding and lag > (self.hold_lag_s / 2 if first else self.hold_lag_s):

@@ -12,10 +12,11 @@ from tests.probe.models import ProbeOutbox
 from tests.probe.tasks import PING
 
 
-def ping_envelope(key: str = "k") -> dict:
+def probe_envelope(message_type: str, key: str, **payload: object) -> dict:
+    """An envelope as the relay publishes it, for one of the probe's consumers."""
     return {
         "message_id": str(uuid.uuid4()),
-        "message_type": PING,
+        "message_type": message_type,
         "version": 1,
         "source": "default",
         "aggregate_id": key,
@@ -24,9 +25,37 @@ def ping_envelope(key: str = "k") -> dict:
         "causation_id": "",
         "region": "eu",
         "created_at": timezone.now().isoformat(),
-        "payload": {},
+        "payload": payload,
         "headers": {},
     }
+
+
+def ping_envelope(key: str = "k") -> dict:
+    return probe_envelope(PING, key)
+
+
+def write_row(message_type: str, key: str) -> ProbeOutbox:
+    """A message for ``key`` (an order's id in its payload), committed to the probe's outbox."""
+    with transaction.atomic(using="default"):
+        return outbox_append(
+            model=ProbeOutbox,
+            message_type=message_type,
+            aggregate_id=key,
+            sequence=1,
+            payload={"order_id": key},
+            correlation_id="c",
+            region="eu",
+        )
+
+
+class Clock:
+    """A monotonic clock that moves only when a test moves it."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 def add_pings(n: int, *, prefix: str = "p") -> list[ProbeOutbox]:

@@ -4,22 +4,21 @@ from __future__ import annotations
 
 import base64
 import json
-import uuid
 
 import psycopg
 import pytest
 from django.conf import settings
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError
 from django.test import override_settings
-from django.utils import timezone
 
-from messaging.api import dead_letter_retry, outbox_append, redis_client
+from messaging.api import dead_letter_retry, redis_client
 from messaging.event_hold import EventHold, holdable_message_types
 from messaging.models import DeadLetter, DeadLetterStatus
 from messaging.outbox import NOTIFY_CHANNEL
 from messaging.publisher import publish_envelopes
 from messaging.relay import Relay, _dsn, outbox_backlog, schema_of
 from orders.contracts import ORDER_CONFIRMED, START_SAGA
+from tests.messaging.helpers import Clock, probe_envelope, write_row
 from tests.probe.models import ProbeEffect, ProbeOutbox
 from tests.probe.tasks import FAIL_KEY, FLAKY_KEY, PING, TALLY, TALLY_BATCHES_KEY, apply_tallies
 
@@ -27,20 +26,7 @@ pytestmark = pytest.mark.django_db(databases="__all__")
 
 
 def tally(key: str, **payload: object) -> dict:
-    return {
-        "message_id": str(uuid.uuid4()),
-        "message_type": TALLY,
-        "version": 1,
-        "source": "default",
-        "aggregate_id": key,
-        "sequence": 1,
-        "correlation_id": f"corr-{key}",
-        "causation_id": "",
-        "region": "eu",
-        "created_at": timezone.now().isoformat(),
-        "payload": payload,
-        "headers": {},
-    }
+    return probe_envelope(TALLY, key, **payload)
 
 
 def _effects() -> list[str]:
@@ -145,27 +131,6 @@ def test_a_retry_after_a_poisoned_envelope_carries_only_what_is_left() -> None:
     assert _handler_calls() == [2, 1, 1, 1, 1]
 
 
-def _write(message_type: str, key: str) -> ProbeOutbox:
-    with transaction.atomic(using="default"):
-        return outbox_append(
-            model=ProbeOutbox,
-            message_type=message_type,
-            aggregate_id=key,
-            sequence=1,
-            payload={"order_id": key},
-            correlation_id="c",
-            region="eu",
-        )
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_the_relay_gathers_batch_consumers_rows_and_lets_them_go_together() -> None:
     clock = Clock()
     relay = Relay()
@@ -173,14 +138,14 @@ def test_the_relay_gathers_batch_consumers_rows_and_lets_them_go_together() -> N
         holdable=(), gathered=(TALLY,), release_per_s=100.0, release_every_s=0.5, read_lag=lambda: 0.0, clock=clock
     )
     try:
-        _write(TALLY, "first")
+        write_row(TALLY, "first")
         relay.drain_all([ProbeOutbox])  # a quiet platform: the first goes at once
         assert _queued_batches() == [["first"]]
         redis_client().delete("events")
 
         for key in ("t1", "t2", "t3", "t4"):
-            _write(TALLY, key)
-            saga = _write(START_SAGA, f"order-{key}")
+            write_row(TALLY, key)
+            saga = write_row(START_SAGA, f"order-{key}")
             relay.drain_all([ProbeOutbox])  # each commit wakes the relay: the saga's message goes, the tally waits
             assert redis_client().llen("saga.eu") >= 1, saga
             clock.now += 0.1
@@ -202,12 +167,12 @@ def test_a_gathered_row_is_written_held_and_wakes_no_relay() -> None:
     with psycopg.connect(_dsn(ProbeOutbox.objects.db), autocommit=True) as listener:
         listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
 
-        quiet = _write(TALLY, "quiet")
+        quiet = write_row(TALLY, "quiet")
 
         assert quiet.held_at is not None
         assert list(listener.notifies(timeout=0.5, stop_after=1)) == []
 
-        loud = _write(PING, "loud")
+        loud = write_row(PING, "loud")
 
         assert loud.held_at is None
         (notice,) = list(listener.notifies(timeout=5.0, stop_after=1))

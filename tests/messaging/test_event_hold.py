@@ -7,43 +7,25 @@ from datetime import timedelta
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
-from django.db import transaction
 from django.utils import timezone
 
-from messaging.api import outbox_append, redis_client
+from messaging.api import redis_client
 from messaging.event_hold import EventHold, critical_lag_s, holdable_message_types
 from messaging.metrics_view import backlog_by_module
 from messaging.publisher import publish_to
 from messaging.relay import Relay, drain_batch, outbox_backlog, release_held
 from messaging.subscriptions import Subscription
 from orders.contracts import ORDER_CONFIRMED, START_SAGA
-from tests.messaging.helpers import add_pings, ping_envelope
+from tests.messaging.helpers import Clock, add_pings, ping_envelope, write_row
 from tests.probe.models import ProbeOutbox
 from tests.probe.tasks import PING
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def _start_saga_row(key: str) -> ProbeOutbox:
     """A message with a critical consumer (the saga's, on saga.eu), written to the probe's outbox."""
-    with transaction.atomic(using="default"):
-        return outbox_append(
-            model=ProbeOutbox,
-            message_type=START_SAGA,
-            aggregate_id=key,
-            sequence=1,
-            payload={"order_id": key},
-            correlation_id="c",
-            region="eu",
-        )
+    return write_row(START_SAGA, key)
 
 
 def _queued(queue: str) -> list[str]:
