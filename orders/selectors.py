@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from functools import cache
 
 from django.db import connections
@@ -11,8 +12,9 @@ from orders.models import Order, OrderHistory, OrderLine
 
 
 @cache
-def _order_with_rows_sql() -> str:
-    """The order, and its lines and history as arrays of JSON objects (oldest first), by id and client."""
+def _order_with_rows_sql(*, many: bool = False) -> str:
+    """The order, and its lines and history as arrays of JSON objects (oldest first), by id (or, ``many``, by
+    an array of ids) and client."""
     ops = connections[Order.objects.db].ops
     orders, lines, history = (ops.quote_name(m._meta.db_table) for m in (Order, OrderLine, OrderHistory))
     # Columns named, not o.*: a prepared statement whose result changes shape after a migration fails.
@@ -23,7 +25,7 @@ def _order_with_rows_sql() -> str:
         f"ARRAY(SELECT jsonb_build_object('from_state', h.from_state, 'to_state', h.to_state, "
         f"'reason', h.reason, 'actor', h.actor, 'at', h.created_at) "
         f"FROM {history} h WHERE h.order_id = o.id ORDER BY h.id) AS history_rows "
-        f"FROM {orders} o WHERE o.id = %s AND o.client_id = %s"
+        f"FROM {orders} o WHERE o.id {'= ANY(%s)' if many else '= %s'} AND o.client_id = %s"
     )
 
 
@@ -57,11 +59,22 @@ def order_for_client(*, order_id: uuid.UUID, client_id: uuid.UUID) -> Order | No
     Django's prefetch machinery, and building the same single query with the ORM cost more CPU than the
     three."""
     found = rows_of(Order, _order_with_rows_sql(), [order_id, client_id], extra=("line_rows", "history_rows"))
-    order = found[0] if found else None
-    if order is not None:
-        # Django's PostgreSQL backend hands jsonb to Python as text.
-        order.line_rows = [json.loads(row) for row in order.line_rows]
-        order.history_rows = [json.loads(row) for row in order.history_rows]
+    return _with_rows_decoded(found[0]) if found else None
+
+
+def orders_for_client(*, order_ids: Sequence[uuid.UUID], client_id: uuid.UUID) -> list[Order]:
+    """The client's orders among ``order_ids``, as ``order_for_client`` reads one, in one statement (in no
+    particular order; ids the client has no order under are left out)."""
+    found = rows_of(
+        Order, _order_with_rows_sql(many=True), [list(order_ids), client_id], extra=("line_rows", "history_rows")
+    )
+    return [_with_rows_decoded(order) for order in found]
+
+
+def _with_rows_decoded(order: Order) -> Order:
+    # Django's PostgreSQL backend hands jsonb to Python as text.
+    order.line_rows = [json.loads(row) for row in order.line_rows]
+    order.history_rows = [json.loads(row) for row in order.history_rows]
     return order
 
 

@@ -8,21 +8,23 @@ import uuid
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
-from ninja import Header, Router, Status
+from ninja import Header, Query, Router, Status
 from ninja.errors import HttpError
 
 from inventory.api import get_stock_level
 from inventory.contracts import UnknownSku
 from orders.http.presenters import order_body
-from orders.http.schemas import ErrorOut, HistoryOut, OrderAccepted, OrderIn, OrderOut, StockOut
+from orders.http.schemas import ErrorOut, HistoryOut, OrderAccepted, OrderIn, OrderOut, OrdersOut, StockOut
 from orders.models import RESTING_STATES
-from orders.selectors import order_for_client, order_state
+from orders.selectors import order_for_client, order_state, orders_for_client
 from orders.services.interventions import order_cancel
 from orders.services.placement import OrderRequest, order_place
 
 router = Router(tags=["orders"])
 stock_router = Router(tags=["inventory"])
 
+MAX_ORDERS_PER_LOOKUP = 100
+_LOOKUP_IDS = Query(..., min_length=1, max_length=MAX_ORDERS_PER_LOOKUP)
 _WAIT = re.compile(r"(?:^|[;,\s])wait=(\d+(?:\.\d+)?)")
 
 
@@ -92,6 +94,29 @@ def place_order(
         order = order_for_client(order_id=placement.order_id, client_id=client.id)
         return Status(200, order_body(order))
     return Status(placement.status, placement.body)
+
+
+@router.get(
+    "",
+    response={200: OrdersOut, 401: ErrorOut, 422: ErrorOut},
+    summary="Several orders at once",
+    description=f"`?id=…&id=…`, 1 to {MAX_ORDERS_PER_LOOKUP} ids: the client's orders among them, each as "
+    "`GET /orders/{id}` shows it, in the order asked for; ids the client has no order under are listed in "
+    "`not_found`. One request where a client following many orders would send one per order.",
+)
+def get_orders(
+    request: HttpRequest,
+    id: list[uuid.UUID] = _LOOKUP_IDS,
+):  # type: ignore[no-untyped-def]
+    asked = list(dict.fromkeys(id))
+    found = {order.id: order for order in orders_for_client(order_ids=asked, client_id=request.auth.id)}
+    return Status(
+        200,
+        {
+            "orders": [order_body(found[order_id]) for order_id in asked if order_id in found],
+            "not_found": [str(order_id) for order_id in asked if order_id not in found],
+        },
+    )
 
 
 @router.get("/{order_id}", response={200: OrderOut, 401: ErrorOut, 404: ErrorOut}, summary="An order and its history")

@@ -67,6 +67,11 @@ class OrderOut(Schema):
     history: list[HistoryOut]
 
 
+class OrdersOut(Schema):
+    orders: list[OrderOut]
+    not_found: list[str]
+
+
 class StockOut(Schema):
     sku: str
     name: str

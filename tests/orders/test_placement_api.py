@@ -253,6 +253,46 @@ def test_another_clients_order_is_not_found(api_caller: ApiCaller, other_caller:
     assert response.json() == {"error": {"code": "not_found", "detail": "order not found"}}
 
 
+def test_several_orders_are_read_in_one_statement_as_each_is_shown_alone(
+    api_caller: ApiCaller, other_caller: ApiCaller, sku: str
+) -> None:
+    mine = [api_caller.place(order_body(sku, n)).json()["id"] for n in (1, 2, 3)]
+    assert saga_run(order_id=uuid.UUID(mine[1])) == "confirmed"
+    theirs = other_caller.place(order_body(sku)).json()["id"]
+    unknown = str(uuid.uuid4())
+    asked = [mine[2], unknown, mine[0], theirs, mine[1], mine[2]]
+
+    with statements_sent() as sent:
+        response = api_caller.get("/api/v1/orders?" + "&".join(f"id={order_id}" for order_id in asked))
+
+    assert response.status_code == 200
+    body = response.json()
+    # In the order asked for, each once; another client's order is not found, as it is alone.
+    assert [order["id"] for order in body["orders"]] == [mine[2], mine[0], mine[1]]
+    assert body["not_found"] == [unknown, theirs]
+    alone = [api_caller.get(f"/api/v1/orders/{order_id}").json() for order_id in (mine[2], mine[0], mine[1])]
+    assert body["orders"] == alone
+    assert body["orders"][2]["state"] == "confirmed"
+    assert len([sql for sql in sent if "orders_apiclient" not in sql]) == 1
+
+
+@pytest.mark.parametrize(
+    ("query", "problem"),
+    [
+        ("", "missing"),
+        ("?id=not-a-uuid", "uuid_parsing"),
+        ("?" + "&".join(f"id={uuid.uuid4()}" for _ in range(101)), "too_long"),
+    ],
+)
+def test_a_lookup_of_no_ids_bad_ids_or_too_many_is_a_clear_422(api_caller: ApiCaller, query: str, problem: str) -> None:
+    response = api_caller.get(f"/api/v1/orders{query}")
+
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "invalid_request"
+    assert [field["type"] for field in error["detail"]] == [problem]
+
+
 def test_unknown_order_is_not_found(api_caller: ApiCaller) -> None:
     assert api_caller.get(f"/api/v1/orders/{uuid.uuid4()}").status_code == 404
 
