@@ -23,7 +23,7 @@ from orders.loadgen.isolation import (
     reset_redis,
 )
 from orders.loadgen.mix import OrderFactory, OrderMix
-from orders.loadgen.observer import PollPolicy
+from orders.loadgen.observer import MAX_ORDERS_PER_GET, PollPolicy
 from orders.loadgen.pgstats import DatabaseActivity, database_activity
 from orders.loadgen.processes import Platform, Topology
 from orders.loadgen.profiles import CPU, Profiler
@@ -55,6 +55,7 @@ class BenchPlan:
     warmup_s: float = 5.0
     drain_s: float = 900.0
     observe: str = POLL
+    orders_per_get: int = MAX_ORDERS_PER_GET
     seed: int = 1
     topology: Topology = field(default_factory=Topology)
     mix: OrderMix = field(default_factory=OrderMix)
@@ -128,7 +129,7 @@ class Session:
             drain_s=self.plan.drain_s,
             observe=self.plan.observe,
             seed=seed,
-            poll=PollPolicy(polls_per_s=max(20.0, 1.5 * peak)),
+            poll=PollPolicy(polls_per_s=max(20.0, 1.5 * peak), orders_per_get=self.plan.orders_per_get),
         )
         factory = OrderFactory(
             mix=self.plan.mix, catalogue=default_catalogue(), run_id=f"{self.run_id}-{name}", seed=seed

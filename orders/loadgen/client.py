@@ -111,6 +111,11 @@ class PlatformClient:
     async def fetch(self, order_id: str) -> Answer:
         return await self._send("GET", f"{ORDERS_PATH}/{order_id}", headers={})
 
+    async def fetch_many(self, order_ids: list[str]) -> Answer:
+        """One lookup of several orders: ``{"orders": [...], "not_found": [...]}``."""
+        query = "&".join(f"id={order_id}" for order_id in order_ids)
+        return await self._send("GET", f"{ORDERS_PATH}?{query}", headers={})
+
     async def get(self, path: str) -> Answer:
         return await self._send("GET", path, headers={})
 

@@ -13,10 +13,16 @@ with GETs for orders it has not reached yet. Latency does not depend on how
 often we look: it is read from the order's history (the server's timestamp
 of its first resting transition), so polling rarely keeps the platform's
 extra load small without making the figures coarser.
+
+With ``orders_per_get`` above one, the orders due are looked up together
+(``GET /api/v1/orders?id=…``, at most that many per request), at most
+``lookups_per_s`` requests a second: a GET per order was a third of the web's
+CPU per order and a third of the generator's, measurement rather than work.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import heapq
@@ -31,6 +37,8 @@ from orders.loadgen.client import PlatformClient
 from orders.loadgen.records import LOST, OrderRecord, Tally
 
 MIN_INTERVAL_S = 0.1
+# The web's limit per lookup (orders.http.routes.MAX_ORDERS_PER_LOOKUP).
+MAX_ORDERS_PER_GET = 100
 RETRY_AFTER_ERROR_S = 1.0
 CONTROL_EVERY_S = 0.5
 HIT_WINDOW_S = 2.0
@@ -46,6 +54,12 @@ class PollPolicy:
     pollers: int = 8
     settled_share: float = 0.9
     min_samples: int = 20
+    orders_per_get: int = 1
+    lookups_per_s: float = 5.0
+
+    @property
+    def looks_up(self) -> bool:
+        return self.orders_per_get > 1
 
     def next_interval(self, age: float) -> float:
         return min(self.max_interval, max(MIN_INTERVAL_S, age * 0.5))
@@ -62,6 +76,14 @@ class PollPolicy:
             return 0.0
         percentile = min(99, max(1, round(self.settled_share * 100)))
         return statistics.quantiles(samples, n=100, method="inclusive")[percentile - 1]
+
+
+def orders_per_get(text: str) -> int:
+    """``--orders-per-get``: 1 to ``MAX_ORDERS_PER_GET``."""
+    value = int(text)
+    if not 1 <= value <= MAX_ORDERS_PER_GET:
+        raise argparse.ArgumentTypeError(f"orders per GET must be 1 to {MAX_ORDERS_PER_GET}, not {value}")
+    return value
 
 
 class RateLimit:
@@ -87,7 +109,7 @@ class Observer:
         self._policy = policy
         self._tally = tally
         self._on_rest = on_rest
-        self._limit = RateLimit(policy.polls_per_s)
+        self._limit = RateLimit(policy.lookups_per_s if policy.looks_up else policy.polls_per_s)
         self._due: list[tuple[float, int, OrderRecord]] = []
         self._sequence = itertools.count()
         self._added = asyncio.Event()
@@ -133,9 +155,21 @@ class Observer:
         while True:
             record = await self._next_due()
             await self._limit.acquire()
-            await self._poll(record)
+            if self._policy.looks_up:
+                await self._look_up([record, *self._also_due()])
+            else:
+                await self._poll(record)
+
+    def _also_due(self) -> list[OrderRecord]:
+        """Besides the one taken, the orders due by now, oldest-due first, to fill one lookup."""
+        now, taken = time.monotonic(), []
+        while self._due and self._due[0][0] <= now and len(taken) < self._policy.orders_per_get - 1:
+            taken.append(heapq.heappop(self._due)[2])
+        return taken
 
     async def _control_forever(self) -> None:
+        if self._policy.looks_up:
+            return  # a lookup's rate is fixed; its size follows the orders due
         while True:
             await asyncio.sleep(CONTROL_EVERY_S)
             horizon = time.monotonic() - HIT_WINDOW_S
@@ -161,6 +195,28 @@ class Observer:
             self._rested(record)
         else:
             self._push(record, now + self._policy.next_interval(now - _accepted_mono(record)))
+
+    async def _look_up(self, records: list[OrderRecord]) -> None:
+        answer = await self._client.fetch_many([record.order_id or "" for record in records])
+        self._tally.gets += 1
+        now, seen_at = time.monotonic(), time.time()
+        body = answer.body or {}
+        if not answer.ok or not isinstance(body.get("orders"), list):
+            self._tally.error(f"GET {answer.error or 'lookup without orders'}")
+            for record in records:
+                self._push(record, now + RETRY_AFTER_ERROR_S)
+            return
+        shown = {order.get("id"): order for order in body["orders"]}
+        for record in records:
+            record.polls += 1
+            order = shown.get(record.order_id)
+            if order is None:
+                record.state = LOST
+                self._rested(record)
+            elif record.settle(order, seen_at=seen_at):
+                self._rested(record)
+            else:
+                self._push(record, now + self._policy.next_interval(now - _accepted_mono(record)))
 
     def _rested(self, record: OrderRecord) -> None:
         self.watching -= 1

@@ -59,6 +59,11 @@ class LoadPlan:
     def describe_observation(self) -> str:
         if self.observe == WAIT:
             return f"POST with `Prefer: wait={self.wait_s:g}`, then GET polling for orders still moving"
+        if self.poll.looks_up:
+            return (
+                f"POST (202), then the orders due looked up together, oldest first, up to "
+                f"{self.poll.orders_per_get} a GET, at most {self.poll.lookups_per_s:g} GET/s"
+            )
         return f"POST (202), then GET polling, oldest first, at most {self.poll.polls_per_s:g} GET/s"
 
 
