@@ -17,6 +17,12 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int, default=settings.MESSAGING_RELAY_BATCH_SIZE)
         parser.add_argument("--poll-interval", type=float, default=settings.MESSAGING_RELAY_POLL_INTERVAL_S)
         parser.add_argument("--retention-days", type=float, default=7.0)
+        parser.add_argument(
+            "--gather-ms",
+            type=float,
+            default=settings.MESSAGING_RELAY_GATHER_MS,
+            help="Wait this long after a notification before claiming, so that rows committed meanwhile go together.",
+        )
         parser.add_argument("--once", action="store_true", help="Drain what is there now, then exit.")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -24,6 +30,7 @@ class Command(BaseCommand):
             batch_size=options["batch_size"],
             poll_interval=options["poll_interval"],
             retention=timedelta(days=options["retention_days"]),
+            gather_s=options["gather_ms"] / 1000.0,
         )
         if options["once"]:
             self.stdout.write(f"published {relay.drain_all()} messages")
