@@ -146,9 +146,10 @@ ADMISSION_SAGA_RATE_PER_S = float(os.environ.get("ADMISSION_SAGA_RATE_PER_S", "1
 # --- Messaging kernel
 MESSAGING_RELAY_BATCH_SIZE = int(os.environ.get("MESSAGING_RELAY_BATCH_SIZE", "500"))
 MESSAGING_RELAY_POLL_INTERVAL_S = float(os.environ.get("MESSAGING_RELAY_POLL_INTERVAL_S", "1.0"))
-# After a commit's notification the relay waits this long before it claims, so that the rows committed meanwhile
-# go out in the same claim and broker round trip: a message waits up to this much longer in its outbox.
-MESSAGING_RELAY_GATHER_MS = float(os.environ.get("MESSAGING_RELAY_GATHER_MS", "20"))
+# While notifications keep coming the relay claims at most once per this many ms, so that the rows committed
+# meanwhile go out in one claim and broker round trip: under load a message waits up to this much longer in its
+# outbox; the first after a quiet spell goes at once. 0: a claim per notification.
+MESSAGING_RELAY_GATHER_MS = float(os.environ.get("MESSAGING_RELAY_GATHER_MS", "50"))
 # One log line per published message (with its correlation id); off for benchmarks.
 MESSAGING_RELAY_LOG_EACH = env_bool("MESSAGING_RELAY_LOG_EACH", True)
 # Degradation switch (DESIGN.md §5): while the oldest message waiting in a critical queue is older than

@@ -9,10 +9,11 @@
 - Wakes on PostgreSQL NOTIFY (sent at commit by a trigger on each outbox,
   naming its schema) and drains only the outboxes named; polling every
   ``poll_interval`` drains them all and covers a lost notification.
-- Waits ``gather_s`` after a notification before it claims, so that the
-  commits of those few milliseconds go out in one claim and one broker
-  round trip: under load a claim and its commit per row cost more than
-  the publishing.
+- Claims at most once per ``gather_s`` while notifications keep coming, so
+  that under load the commits of those milliseconds go out in one claim
+  and one broker round trip (a claim and its commit per row cost more
+  than the publishing); the first notification after a quiet spell is
+  claimed at once, so that a message waits longer only when others do.
 - If the broker is down the transaction rolls back, the relay backs off and
   the backlog drains in order once the broker is back.
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import signal
 import socket
@@ -271,6 +273,7 @@ class Relay:
         self._outboxes = {model: schema_of(model) for model in outbox_models()}
         self.hold = EventHold.from_settings(poll_interval=self.poll_interval)
         self._held_somewhere = True  # rows held before a restart may be waiting
+        self._last_claim_at = -math.inf
 
     # --- lifecycle
     def stop(self, *_: Any) -> None:
@@ -392,12 +395,14 @@ class Relay:
         next_beat = next_prune = next_sweep = 0.0
         log.info("relay %s started", self.relay_id)
         while not self._stop.is_set():
-            if self.gather_s > 0 and self._anything_due():
-                self._stop.wait(self.gather_s)  # let the rows committed meanwhile join this claim
+            busy_for = self._last_claim_at + self.gather_s - time.monotonic()
+            if busy_for > 0 and self._anything_due():
+                self._stop.wait(busy_for)  # claimed a moment ago: let the rows committed meanwhile come along
             self._wake.clear()
             notified = self._take_due()
             sweep = time.monotonic() >= next_sweep
             try:
+                self._last_claim_at = time.monotonic()
                 self.drain_all(None if sweep else notified)
                 now = time.monotonic()
                 if sweep:

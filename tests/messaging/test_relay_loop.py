@@ -61,24 +61,10 @@ def running(monkeypatch: pytest.MonkeyPatch) -> Iterator[callable]:  # type: ign
         assert not thread.is_alive()
 
 
-def test_after_a_notification_the_relay_waits_so_that_the_next_commits_go_in_the_same_claim(running) -> None:  # type: ignore[no-untyped-def]
-    relay = running(0.2)
-    schemas = sorted(set(relay._outboxes.values()))
-
-    notified_at = time.monotonic()
-    relay._mark_due({schemas[0]})
-    time.sleep(0.05)
-    relay._mark_due({schemas[1]})  # committed while the relay waits
-
-    assert relay.drained.wait(timeout=5)
-    time.sleep(0.3)
-    assert [due for _, due in relay.drains] == [{schemas[0], schemas[1]}]  # one claim for both
-    assert relay.drains[0][0] - notified_at >= 0.2
-
-
-def test_without_a_wait_the_relay_claims_at_once(running) -> None:  # type: ignore[no-untyped-def]
-    relay = running(0.0)
+def test_the_first_notification_after_a_quiet_spell_is_claimed_at_once(running) -> None:  # type: ignore[no-untyped-def]
+    relay = running(0.3)
     schema = sorted(set(relay._outboxes.values()))[0]
+    time.sleep(0.3)  # quiet since the first sweep
 
     notified_at = time.monotonic()
     relay._mark_due({schema})
@@ -86,3 +72,34 @@ def test_without_a_wait_the_relay_claims_at_once(running) -> None:  # type: igno
     assert relay.drained.wait(timeout=5)
     assert relay.drains[0][1] == {schema}
     assert relay.drains[0][0] - notified_at < 0.1
+
+
+def test_while_busy_the_relay_claims_at_most_once_per_gather_and_the_commits_meanwhile_go_together(running) -> None:  # type: ignore[no-untyped-def]
+    relay = running(0.3)
+    schemas = sorted(set(relay._outboxes.values()))
+    time.sleep(0.3)
+    relay._mark_due({schemas[0]})
+    assert relay.drained.wait(timeout=5)
+    first_claim = relay.drains[0][0]
+
+    relay._mark_due({schemas[1]})  # a moment after the claim
+    time.sleep(0.05)
+    relay._mark_due({schemas[2]})
+    time.sleep(0.5)
+
+    assert [due for _, due in relay.drains] == [{schemas[0]}, {schemas[1], schemas[2]}]
+    assert relay.drains[1][0] - first_claim >= 0.3
+
+
+def test_without_gathering_every_notification_is_claimed_at_once(running) -> None:  # type: ignore[no-untyped-def]
+    relay = running(0.0)
+    schemas = sorted(set(relay._outboxes.values()))
+
+    for schema in schemas[:3]:
+        notified_at = time.monotonic()
+        relay.drained.clear()
+        relay._mark_due({schema})
+        assert relay.drained.wait(timeout=5)
+        assert relay.drains[-1][0] - notified_at < 0.1
+
+    assert [due for _, due in relay.drains] == [{schema} for schema in schemas[:3]]

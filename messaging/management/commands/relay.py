@@ -21,7 +21,7 @@ class Command(BaseCommand):
             "--gather-ms",
             type=float,
             default=settings.MESSAGING_RELAY_GATHER_MS,
-            help="Wait this long after a notification before claiming, so that rows committed meanwhile go together.",
+            help="While busy, claim at most once per this many ms, so that rows committed meanwhile go together.",
         )
         parser.add_argument("--once", action="store_true", help="Drain what is there now, then exit.")
 
