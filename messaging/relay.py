@@ -38,6 +38,7 @@ from typing import Any, NamedTuple
 import psycopg
 from django.apps import apps
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connections, transaction
 from django.utils import timezone
 from kombu import Producer
@@ -255,6 +256,9 @@ def _dsn(alias: str) -> str:
 
 @dataclass
 class Relay:
+    """``gather_s``: while notifications keep coming, claim at most once per this many seconds (0, the default
+    here, claims at every notification; ``manage.py relay`` takes ``MESSAGING_RELAY_GATHER_MS``, 50 ms)."""
+
     batch_size: int = 500
     poll_interval: float = 1.0
     retention: timedelta = timedelta(days=7)
@@ -274,6 +278,8 @@ class Relay:
         self.hold = EventHold.from_settings(poll_interval=self.poll_interval)
         self._held_somewhere = True  # rows held before a restart may be waiting
         self._last_claim_at = -math.inf
+        if not 0.0 <= self.gather_s < math.inf:
+            raise ImproperlyConfigured(f"the relay's gather window must be 0 or more seconds, not {self.gather_s}")
 
     # --- lifecycle
     def stop(self, *_: Any) -> None:
@@ -396,13 +402,15 @@ class Relay:
         log.info("relay %s started", self.relay_id)
         while not self._stop.is_set():
             busy_for = self._last_claim_at + self.gather_s - time.monotonic()
-            if busy_for > 0 and self._anything_due():
-                self._stop.wait(busy_for)  # claimed a moment ago: let the rows committed meanwhile come along
+            # Claimed a moment ago: let the rows committed meanwhile come along.
+            if busy_for > 0 and self._anything_due() and self._stop.wait(busy_for):
+                break
             self._wake.clear()
             notified = self._take_due()
             sweep = time.monotonic() >= next_sweep
             try:
-                self._last_claim_at = time.monotonic()
+                if sweep or notified:  # a pass with nothing notified claims nothing: it opens no window
+                    self._last_claim_at = time.monotonic()
                 self.drain_all(None if sweep else notified)
                 now = time.monotonic()
                 if sweep:

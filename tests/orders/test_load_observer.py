@@ -129,7 +129,7 @@ def test_a_failed_lookup_is_counted_and_its_orders_are_looked_up_again() -> None
 
     assert platform.lookups == [["order-0", "order-1"], ["order-0", "order-1"]]
     assert sorted(rested) == ["order-0", "order-1"]
-    assert [record.polls for record in records] == [1, 1]
+    assert [record.polls for record in records] == [2, 2]  # the failed look counts, as a failed GET does
 
 
 def test_one_order_per_get_still_fetches_each_order_alone() -> None:
@@ -145,3 +145,14 @@ def test_one_order_per_get_still_fetches_each_order_alone() -> None:
 
     assert platform.lookups == [["order-0"], ["order-1"]]
     assert sorted(rested) == ["order-0", "order-1"]
+
+
+def test_with_many_pollers_the_orders_due_still_go_in_one_lookup_not_one_each() -> None:
+    platform = _Platform()
+    records = [_record(i) for i in range(5)]
+    platform.states = {record.order_id or "": "confirmed" for record in records}
+
+    rested = _observe(platform, records, PollPolicy(first_poll=0.0, orders_per_get=100, pollers=8), until=5)
+
+    assert platform.lookups == [[record.order_id for record in records]]
+    assert len(rested) == 5

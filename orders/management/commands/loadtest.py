@@ -58,7 +58,11 @@ def _add_observation(parser: ArgumentParser) -> None:
         "--lookups-per-s", type=float, default=5.0, help="GETs per second at most with --orders-per-get above 1."
     )
     group.add_argument("--first-poll", type=float, default=0.5, help="Seconds after the POST of the first GET.")
-    group.add_argument("--max-polls-per-s", type=float, help="GET budget (default 1.5 x the peak order rate).")
+    group.add_argument(
+        "--max-polls-per-s",
+        type=float,
+        help="GET budget with --orders-per-get 1 (default 1.5 x the peak order rate).",
+    )
     group.add_argument("--timeout", type=float, default=30.0, help="HTTP timeout per request, seconds.")
     group.add_argument(
         "--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS, help="HTTP requests in flight at most."
