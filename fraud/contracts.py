@@ -23,6 +23,14 @@ class RiskAssessment(BaseModel):
     reasons: list[str]
 
 
+class ConfirmedHistory(BaseModel):
+    """Confirmed orders counted in customers' histories (each ``OrderConfirmed`` once), and their amounts."""
+
+    model_config = ConfigDict(frozen=True)
+    orders: int
+    amount_minor: int
+
+
 class FraudRejected(BusinessError):
     def __init__(self, reasons: list[str]) -> None:
         super().__init__("fraud_rejected", "rejected by risk assessment: " + ", ".join(reasons))

@@ -6,20 +6,25 @@
   committed stock, no live authorization, every capture refunded, no shipment;
 - every order's ledger balances against the money it moved;
 - each SKU's stock adds up: on hand + sold = what was seeded, sold = committed
-  units, reserved = held units, and STRICT stock is never below zero.
+  units, reserved = held units, and STRICT stock is never below zero;
+- fraud's customer history (fed by ``OrderConfirmed``, gathered into batches)
+  counts every confirmed order once, with its total.
 """
 
 from __future__ import annotations
 
+import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from django.db import connections
+from django.db.models import Count, Sum
 
+from fraud.api import get_confirmed_history
 from inventory.api import get_stock_level, reservation_statuses
-from orders.models import Order, OrderState
+from orders.models import Order, OrderHistory, OrderState
 from payments.api import get_ledger_balance, get_payment_summary
 from shipping.api import get_shipment
 
@@ -137,6 +142,39 @@ def stock_problems(seeded: dict[str, int], committed: Counter[str], held: Counte
     return problems
 
 
+def confirmed_totals() -> tuple[int, int]:
+    """Orders that came to ``confirmed`` (whatever came after), and their totals (subtotal + tax) in minor units."""
+    confirmed = Order.objects.filter(
+        id__in=OrderHistory.objects.filter(to_state=S.CONFIRMED).values("order_id")
+    ).aggregate(orders=Count("id"), subtotal=Sum("subtotal_minor"), tax=Sum("tax_minor"))
+    return confirmed["orders"], (confirmed["subtotal"] or 0) + (confirmed["tax"] or 0)
+
+
+def history_problems() -> list[str]:
+    """Whether fraud's customer history counts each confirmed order once: none lost, none applied twice."""
+    orders, amount = confirmed_totals()
+    history = get_confirmed_history()
+    if (history.orders, history.amount_minor) == (orders, amount):
+        return []
+    return [
+        f"fraud's customer history counts {history.orders} confirmed orders ({history.amount_minor} minor units) "
+        f"but {orders} were confirmed ({amount} minor units): an OrderConfirmed lost or applied twice"
+    ]
+
+
+def await_history(*, within_s: float, every_s: float = 0.5, log: Callable[[str], None] = print) -> float:
+    """Wait until fraud's history has taken every confirmed order (its events are gathered and, while the saga is
+    behind, held), at most ``within_s``; returns the seconds waited. What is still missing then is reported by
+    ``check_consistency``."""
+    started = time.monotonic()
+    while history_problems() and time.monotonic() - started < within_s:
+        time.sleep(every_s)
+    waited = time.monotonic() - started
+    if waited > every_s:
+        log(f"fraud's customer history took {waited:.1f}s more to take every confirmed order")
+    return waited
+
+
 def check_consistency(*, seeded: dict[str, int]) -> ConsistencyReport:
     report = ConsistencyReport()
     committed: Counter[str] = Counter()
@@ -155,4 +193,5 @@ def check_consistency(*, seeded: dict[str, int]) -> ConsistencyReport:
     debits, credits = get_ledger_balance()
     if debits != credits:
         report.problems.append(f"ledger: debits {debits} != credits {credits}")
+    report.problems += history_problems()
     return report

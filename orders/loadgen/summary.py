@@ -147,7 +147,7 @@ def _errors(result: BenchResult) -> dict[str, int]:
 def _consistency_text(result: BenchResult) -> str:
     report = result.consistency
     if report.consistent:
-        return f"[green]every module agrees on {report.orders} orders and their stock[/green]"
+        return f"[green]every module agrees on {report.orders} orders and their stock; fraud's history too[/green]"
     shown = "\n".join(report.problems[:SHOWN_PROBLEMS])
     return f"[red]{len(report.problems)} problems over {report.orders} orders[/red]\n{shown}"
 
