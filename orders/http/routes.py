@@ -14,7 +14,16 @@ from ninja.errors import HttpError
 from inventory.api import get_stock_level
 from inventory.contracts import UnknownSku
 from orders.http.presenters import order_body
-from orders.http.schemas import ErrorOut, HistoryOut, OrderAccepted, OrderIn, OrderOut, OrdersOut, StockOut
+from orders.http.schemas import (
+    MAX_ORDERS_PER_LOOKUP,
+    ErrorOut,
+    HistoryOut,
+    OrderAccepted,
+    OrderIn,
+    OrderOut,
+    OrdersOut,
+    StockOut,
+)
 from orders.models import RESTING_STATES
 from orders.selectors import order_for_client, order_state, orders_for_client
 from orders.services.interventions import order_cancel
@@ -23,7 +32,6 @@ from orders.services.placement import OrderRequest, order_place
 router = Router(tags=["orders"])
 stock_router = Router(tags=["inventory"])
 
-MAX_ORDERS_PER_LOOKUP = 100
 _LOOKUP_IDS = Query(..., alias="id", min_length=1, max_length=MAX_ORDERS_PER_LOOKUP)
 _WAIT = re.compile(r"(?:^|[;,\s])wait=(\d+(?:\.\d+)?)")
 

@@ -67,6 +67,10 @@ class OrderOut(Schema):
     history: list[HistoryOut]
 
 
+# Ids one lookup of several orders takes at most (GET /orders?id=…).
+MAX_ORDERS_PER_LOOKUP = 100
+
+
 class OrdersOut(Schema):
     orders: list[OrderOut]
     not_found: list[str]

@@ -34,13 +34,14 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
+from orders.http.schemas import MAX_ORDERS_PER_LOOKUP
 from orders.loadgen.client import PlatformClient
 from orders.loadgen.records import LOST, OrderRecord, Tally
 
 MIN_INTERVAL_S = 0.1
-# The web's limit per lookup (orders.http.routes.MAX_ORDERS_PER_LOOKUP).
-MAX_ORDERS_PER_GET = 100
+MAX_ORDERS_PER_GET = MAX_ORDERS_PER_LOOKUP
 # Lookups in flight at most: one waits for its slot of the rate before it takes the orders due, so that an
 # order is not held by a poller waiting for its turn while younger ones go out.
 LOOKUP_POLLERS = 2
@@ -83,12 +84,21 @@ class PollPolicy:
         return statistics.quantiles(samples, n=100, method="inclusive")[percentile - 1]
 
 
-def orders_per_get(text: str) -> int:
-    """``--orders-per-get``: 1 to ``MAX_ORDERS_PER_GET``."""
+def _orders_per_get(text: str) -> int:
     value = int(text)
     if not 1 <= value <= MAX_ORDERS_PER_GET:
         raise argparse.ArgumentTypeError(f"orders per GET must be 1 to {MAX_ORDERS_PER_GET}, not {value}")
     return value
+
+
+def add_orders_per_get_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--orders-per-get``, 1 to ``MAX_ORDERS_PER_GET``, for ``loadtest`` and ``bench``."""
+    parser.add_argument(
+        "--orders-per-get",
+        type=_orders_per_get,
+        default=MAX_ORDERS_PER_GET,
+        help=f"Orders looked up per GET while polling (default {MAX_ORDERS_PER_GET}; 1: a GET per order).",
+    )
 
 
 class RateLimit:
@@ -193,16 +203,12 @@ class Observer:
         record.polls += 1
         now = time.monotonic()
         if answer.status == 404:
-            record.state = LOST
-            self._rested(record)
+            self._seen(record, None, now=now)
         elif not answer.ok:
             self._tally.error(f"GET {answer.error}")
             self._push(record, now + RETRY_AFTER_ERROR_S)
-        elif record.settle(answer.body, seen_at=time.time()):
+        elif self._seen(record, answer.body or {}, now=now):
             self._hits.append(now)
-            self._rested(record)
-        else:
-            self._push(record, now + self._policy.next_interval(now - _accepted_mono(record)))
 
     async def _look_up(self, records: list[OrderRecord]) -> None:
         order_ids = []
@@ -212,7 +218,7 @@ class Observer:
             record.polls += 1  # as a GET of its own counts, whatever its answer
         answer = await self._client.fetch_many(order_ids)
         self._tally.gets += 1
-        now, seen_at = time.monotonic(), time.time()
+        now = time.monotonic()
         body = answer.body or {}
         if not answer.ok or not isinstance(body.get("orders"), list):
             self._tally.error(f"GET {answer.error or 'lookup without orders'}")
@@ -221,14 +227,20 @@ class Observer:
             return
         shown = {order.get("id"): order for order in body["orders"]}
         for record in records:
-            order = shown.get(record.order_id)
-            if order is None:
-                record.state = LOST
-                self._rested(record)
-            elif record.settle(order, seen_at=seen_at):
-                self._rested(record)
-            else:
-                self._push(record, now + self._policy.next_interval(now - _accepted_mono(record)))
+            self._seen(record, shown.get(record.order_id), now=now)
+
+    def _seen(self, record: OrderRecord, order: dict[str, Any] | None, *, now: float) -> bool:
+        """What a look found: the order unknown to the platform (``None``: lost), at rest, or still moving and
+        looked at again later. True when it came to rest."""
+        if order is None:
+            record.state = LOST
+            self._rested(record)
+            return False
+        if record.settle(order, seen_at=time.time()):
+            self._rested(record)
+            return True
+        self._push(record, now + self._policy.next_interval(now - _accepted_mono(record)))
+        return False
 
     def _rested(self, record: OrderRecord) -> None:
         self.watching -= 1

@@ -13,7 +13,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from orders.loadgen.bench import BenchPlan, run_bench
 from orders.loadgen.isolation import NotIsolated
 from orders.loadgen.mix import OrderMix
-from orders.loadgen.observer import MAX_ORDERS_PER_GET, orders_per_get
+from orders.loadgen.observer import add_orders_per_get_argument
 from orders.loadgen.processes import Topology
 from orders.loadgen.profiles import CPU, WALL, ProfilerMissing
 from orders.loadgen.progress import output_console
@@ -81,12 +81,7 @@ class Command(BaseCommand):
             "--drain", type=float, help="Most seconds to wait for unfinished orders after each load (default 900)."
         )
         parser.add_argument("--observe", choices=[POLL, WAIT], default=POLL)
-        parser.add_argument(
-            "--orders-per-get",
-            type=orders_per_get,
-            default=MAX_ORDERS_PER_GET,
-            help=f"Orders looked up per GET while polling (default {MAX_ORDERS_PER_GET}; 1: a GET per order).",
-        )
+        add_orders_per_get_argument(parser)
         parser.add_argument("--web-workers", type=int, default=2)
         parser.add_argument("--web-threads", type=int, default=8)
         parser.add_argument("--saga-workers", type=int, default=1, help="Saga worker processes.")

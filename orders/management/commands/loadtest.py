@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from orders.loadgen.catalogue import DEFAULT_UNITS, default_catalogue, seed_stock
 from orders.loadgen.client import DEFAULT_MAX_CONNECTIONS
 from orders.loadgen.mix import OrderFactory, OrderMix
-from orders.loadgen.observer import MAX_ORDERS_PER_GET, PollPolicy, orders_per_get
+from orders.loadgen.observer import PollPolicy, add_orders_per_get_argument
 from orders.loadgen.progress import live_progress, output_console
 from orders.loadgen.render import load_table
 from orders.loadgen.report import LoadReport, build_report
@@ -48,14 +48,12 @@ def _add_observation(parser: ArgumentParser) -> None:
         help="GET polling (default with an arrival rate) or `Prefer: wait` on the POST (default with --concurrency).",
     )
     group.add_argument("--wait", type=float, default=10.0, help="N of `Prefer: wait=N` with --observe wait.")
+    add_orders_per_get_argument(group)
     group.add_argument(
-        "--orders-per-get",
-        type=orders_per_get,
-        default=MAX_ORDERS_PER_GET,
-        help=f"Orders looked up per GET while polling (default {MAX_ORDERS_PER_GET}; 1: a GET per order).",
-    )
-    group.add_argument(
-        "--lookups-per-s", type=float, default=5.0, help="GETs per second at most with --orders-per-get above 1."
+        "--lookups-per-s",
+        type=float,
+        default=PollPolicy.lookups_per_s,
+        help="GETs per second at most with --orders-per-get above 1.",
     )
     group.add_argument("--first-poll", type=float, default=0.5, help="Seconds after the POST of the first GET.")
     group.add_argument(
