@@ -85,7 +85,9 @@ class Command(BaseCommand):
         parser.add_argument("--web-workers", type=int, default=2)
         parser.add_argument("--web-threads", type=int, default=8)
         parser.add_argument("--saga-workers", type=int, default=1, help="Saga worker processes.")
-        parser.add_argument("--saga-concurrency", type=int, default=4, help="Threads per saga worker.")
+        parser.add_argument(
+            "--saga-concurrency", type=int, default=Topology.saga_concurrency, help="Threads per saga worker."
+        )
         parser.add_argument(
             "--saga-pool", choices=["threads", "solo", "prefork"], default="threads", help="Saga workers' pool."
         )
