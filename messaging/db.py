@@ -214,7 +214,9 @@ def _instances(model: type[M], alias: str, rows: list[tuple[Any, ...]], extra: t
     return found
 
 
-def rows_of(model: type[M], sql: str, params: Sequence[Any], *, extra: tuple[str, ...] = ()) -> list[M]:
+def rows_of(
+    model: type[M], sql: str, params: Sequence[Any] | Mapping[str, Any], *, extra: tuple[str, ...] = ()
+) -> list[M]:
     """Instances from a statement of one's own whose first columns are ``model_columns(model)``; the columns
     after them are set, as they come, on attributes named ``extra`` (what ``Model.objects.raw`` does, without
     its per-call resolution of columns to fields)."""

@@ -49,7 +49,7 @@ from orders.metrics import SAGA_OUTCOMES, SAGA_STEP_SECONDS
 from orders.models import CONFIRMATION_STEPS, RESERVATION_STEPS, RESTING_STATES, Order, OrderState
 from orders.saga_lock import saga_lock
 from orders.selectors import order_for_saga, order_moved
-from orders.services.transitions import order_event, order_record_step, order_transition
+from orders.services.transitions import order_event, order_record_step, order_start_reserving, order_transition
 from payments.api import authorize_payment, capture_payment, refund_payment, void_payment
 from shipping.api import cancel_shipment, create_shipment
 
@@ -155,14 +155,17 @@ UNDO_ORDER = tuple(reversed([*RESERVATION, *CONFIRMATION]))
 
 
 @contextmanager
-def _driving(order_id: uuid.UUID) -> Iterator[Order]:
+def _driving(order_id: uuid.UUID, *, start_as: str | None = None) -> Iterator[Order]:
     """One driver per order across all workers (``saga_lock``). Yields the order with its lines, read after
     the lock is held: read in the same statement, it could come from a snapshot taken before the previous
-    driver's last commit and unlock."""
+    driver's last commit and unlock. With ``start_as`` (a correlation id), a pending order is moved to
+    ``reserving`` by the read itself (``order_start_reserving``): a saga's first run, one statement less."""
     with saga_lock(order_id) as acquired:
         if not acquired:
             raise SagaBusy(f"order {order_id} is being driven by another worker")
-        order = order_for_saga(order_id=order_id)
+        order = None if start_as is None else order_start_reserving(order_id=order_id, correlation_id=start_as)
+        if order is None:
+            order = order_for_saga(order_id=order_id)
         if order is None:
             raise Order.DoesNotExist(f"order {order_id} does not exist")
         yield order
@@ -298,11 +301,15 @@ def saga_escalate(*, order_id: uuid.UUID, reason: str, correlation_id: str = "")
 
 def saga_run(*, order_id: uuid.UUID, correlation_id: str = "") -> str:
     """Drive the order as far as it can go; return the state it rests in."""
-    with bound(order_id=str(order_id), correlation_id=correlation_id or str(order_id)), _driving(order_id) as order:
+    correlation_id = correlation_id or str(order_id)
+    with (
+        bound(order_id=str(order_id), correlation_id=correlation_id),
+        _driving(order_id, start_as=correlation_id) as order,
+    ):
         started_in = order.state
         if order.state in RESTING_STATES:
             return order.state
-        return _finished(_drive(order, correlation_id or str(order.id)), started_in=started_in)
+        return _finished(_drive(order, correlation_id), started_in=started_in)
 
 
 def _drive(order: Order, correlation_id: str) -> Order:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cache
 
 from django.db import connections
@@ -29,28 +29,39 @@ def _order_with_rows_sql(*, many: bool = False) -> str:
     )
 
 
-@cache
-def _order_for_saga_sql() -> str:
-    """The order, and its lines as (sku, quantity) pairs in the order they were placed, by id."""
-    ops = connections[Order.objects.db].ops
-    orders, lines = (ops.quote_name(m._meta.db_table) for m in (Order, OrderLine))
+def saga_order_sql(source: str) -> str:
+    """A SELECT of what a saga run reads, the order's columns and its lines as (sku, quantity) pairs in the
+    order they were placed, from ``source`` (the orders table, or a WITH clause returning its columns) as
+    ``o``; a WHERE clause may follow. ``saga_order_of`` makes the order of its row."""
+    lines = connections[Order.objects.db].ops.quote_name(OrderLine._meta.db_table)
     return (
         f"SELECT {model_columns(Order)}, "
         f"ARRAY(SELECT ARRAY[l.sku, l.quantity::text] FROM {lines} l WHERE l.order_id = o.id ORDER BY l.id) "
-        f"AS line_pairs FROM {orders} o WHERE o.id = %s"
+        f"AS line_pairs FROM {source} o"
     )
+
+
+def saga_order_of(sql: str, params: Sequence[object] | Mapping[str, object]) -> Order | None:
+    """The order of ``sql``'s first row (a ``saga_order_sql``), with ``line_pairs`` as (sku, quantity) tuples."""
+    found = rows_of(Order, sql, params, extra=("line_pairs",))
+    if not found:
+        return None
+    order = found[0]
+    order.line_pairs = [(sku, int(quantity)) for sku, quantity in order.line_pairs]
+    return order
+
+
+@cache
+def _order_for_saga_sql() -> str:
+    orders = connections[Order.objects.db].ops.quote_name(Order._meta.db_table)
+    return f"{saga_order_sql(orders)} WHERE o.id = %s"
 
 
 def order_for_saga(*, order_id: uuid.UUID) -> Order | None:
     """The order a saga run drives, with its lines as ``line_pairs`` ((sku, quantity) tuples, not the dicts of
     ``order_for_client``'s ``line_rows``): one statement, where the reservation step read the lines with one of
     its own."""
-    found = rows_of(Order, _order_for_saga_sql(), [order_id], extra=("line_pairs",))
-    if not found:
-        return None
-    order = found[0]
-    order.line_pairs = [(sku, int(quantity)) for sku, quantity in order.line_pairs]
-    return order
+    return saga_order_of(_order_for_saga_sql(), [order_id])
 
 
 def order_for_client(*, order_id: uuid.UUID, client_id: uuid.UUID) -> Order | None:

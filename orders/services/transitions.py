@@ -3,14 +3,18 @@ its history row and (optionally) an event, in one statement."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
+from functools import cache
 from typing import Any
 
+from django.db import connections
 from django.utils import timezone
 from django_fsm import ConcurrentTransition, can_proceed
 
-from messaging.api import outbox_message, update_where, update_where_then_insert
-from orders.models import Order, OrderHistory, OrdersOutbox
+from messaging.api import model_columns, outbox_message, update_where, update_where_then_insert
+from orders.models import Order, OrderHistory, OrdersOutbox, OrderState
+from orders.selectors import saga_order_of, saga_order_sql
 
 
 class TransitionRefused(Exception):
@@ -129,3 +133,40 @@ def order_record_step(order: Order, *, steps: Sequence[str], fields: dict[str, A
     changes = {**(fields or {}), "completed_steps": [*order.completed_steps, *steps]}
     _save_unless_moved(order, seen_state=order.state, changes=changes)
     return order
+
+
+@cache
+def _start_reserving_sql() -> str:
+    quote = connections[Order.objects.db].ops.quote_name
+    meta, history = Order._meta, OrderHistory._meta
+    column = {name: quote(meta.get_field(name).column) for name in ("id", "state", "version", "updated_at")}
+    history_columns = ", ".join(
+        quote(history.get_field(name).column)
+        for name in ("order", "from_state", "to_state", "reason", "actor", "correlation_id", "created_at")
+    )
+    moved = (
+        f"UPDATE {quote(meta.db_table)} SET {column['state']} = %(to)s, {column['version']} = {column['version']} + 1, "
+        f"{column['updated_at']} = %(now)s WHERE {column['id']} = %(id)s AND {column['state']} = %(from)s "
+        f"AND {quote(meta.get_field('deadline_at').column)} >= %(now)s RETURNING {model_columns(Order)}"
+    )
+    recorded = (
+        f"INSERT INTO {quote(history.db_table)} ({history_columns}) "
+        f"SELECT {column['id']}, %(from)s, %(to)s, '', 'system', %(correlation_id)s, %(now)s FROM moved"
+    )
+    return f"WITH moved AS ({moved}), recorded AS ({recorded}) {saga_order_sql('moved')}"
+
+
+def order_start_reserving(*, order_id: uuid.UUID, correlation_id: str) -> Order | None:
+    """Move a pending order whose deadline has not passed to ``reserving`` and read it as a saga run does
+    (``order_for_saga``), with its history row, in one statement; ``None`` when it is not pending (nothing
+    changed). The transition ``order_transition(order, transition="start_reserving")`` would make, without
+    the read before it: an UPDATE reads the row's latest version, so what it returns is never older than the
+    last commit, whoever made it."""
+    params = {
+        "id": order_id,
+        "from": OrderState.PENDING,
+        "to": OrderState.RESERVING,
+        "now": timezone.now(),
+        "correlation_id": correlation_id,
+    }
+    return saga_order_of(_start_reserving_sql(), params)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
+from datetime import timedelta
 from unittest.mock import patch
 
 import pytest
+from django.utils import timezone
 from django_fsm import ConcurrentTransition
 
 from inventory.models import Reservation
@@ -54,6 +56,62 @@ def test_a_run_reads_the_order_with_its_lines_in_one_statement(api_caller: ApiCa
     held = Reservation.objects.filter(order_id=order_id).values_list("sku", "quantity", "status")
     assert sorted(held) == [("SKU-1", 3, "committed"), ("SKU-2", 1, "committed")]
     assert stock_of("SKU-1")[:2] == (2, 0)
+
+
+def test_a_first_run_moves_the_order_to_reserving_in_the_read_after_the_lock(place) -> None:  # type: ignore[no-untyped-def]
+    order_id = place()
+
+    with statements_sent("orders") as sent:
+        assert saga_run(order_id=order_id, correlation_id="corr-1") == "confirmed"
+
+    # The lock, the move to reserving with the read, one look before each of the three third-party steps, the
+    # two transitions that end the phases, the unlock: no separate read, no separate start_reserving.
+    assert len(sent) == 8
+    assert "pg_try_advisory_lock" in sent[0] and "UPDATE" in sent[1] and "orders_orderline" in sent[1]
+    started = OrderHistory.objects.filter(order_id=order_id).order_by("id")[1]
+    assert (started.from_state, started.to_state, started.actor, started.reason, started.correlation_id) == (
+        "pending",
+        "reserving",
+        "system",
+        "",
+        "corr-1",
+    )
+    later = OrderHistory.objects.filter(order_id=order_id).order_by("id")[2]
+    assert started.created_at <= later.created_at
+
+
+def test_moving_to_reserving_returns_the_order_as_the_saga_reads_it(place) -> None:  # type: ignore[no-untyped-def]
+    order_id = place(quantity=3)
+    before = Order.objects.get(pk=order_id)
+
+    moved = transitions.order_start_reserving(order_id=order_id, correlation_id="c")
+
+    assert moved is not None
+    assert (moved.state, moved.version) == ("reserving", before.version + 1)
+    assert moved.line_pairs == [("SKU-1", 3)]
+    assert moved.updated_at > before.updated_at
+    stored = Order.objects.get(pk=order_id)
+    assert (stored.state, stored.version, stored.updated_at) == ("reserving", moved.version, moved.updated_at)
+    # Saved by the copy returned, a later transition is checked against the state and version just written.
+    transitions.order_transition(moved, transition="hold_for_review", reason="look")
+    assert Order.objects.get(pk=order_id).state == "on_hold"
+
+
+def test_moving_to_reserving_leaves_alone_an_order_not_pending_or_past_its_deadline(place) -> None:  # type: ignore[no-untyped-def]
+    reserving, late = place(), place()
+    assert transitions.order_start_reserving(order_id=reserving, correlation_id="c") is not None
+    Order.objects.filter(pk=late).update(deadline_at=timezone.now() - timedelta(seconds=1))
+    rows = OrderHistory.objects.count()
+
+    assert transitions.order_start_reserving(order_id=reserving, correlation_id="c") is None
+    assert transitions.order_start_reserving(order_id=late, correlation_id="c") is None
+    assert transitions.order_start_reserving(order_id=uuid.uuid4(), correlation_id="c") is None
+
+    assert OrderHistory.objects.count() == rows
+    assert Order.objects.get(pk=late).state == "pending"
+    # The saga's run finds the late order as it was and compensates it from pending.
+    assert saga_run(order_id=late) == "rejected"
+    assert history(late)[:2] == ["pending", "compensating"]
 
 
 def test_happy_path_confirms_and_every_module_agrees(place) -> None:  # type: ignore[no-untyped-def]
@@ -226,9 +284,9 @@ def test_a_phase_s_steps_are_recorded_by_the_transition_that_ends_it(place) -> N
     with patch.object(saga, "order_record_step", spy_record), patch.object(saga, "order_transition", spy_transition):
         assert saga.saga_run(order_id=order_id) == "confirmed"
 
-    # One write per phase: no step is recorded on its own when nothing pauses the saga.
+    # One write per phase: no step is recorded on its own when nothing pauses the saga (the move to reserving
+    # is made by the run's first read, order_start_reserving).
     assert recorded == [
-        ("transition start_reserving", []),
         ("transition ('mark_reserved', 'start_confirming')", list(RESERVATION_STEPS)),
         ("transition confirm", list(CONFIRMATION_STEPS)),
     ]
