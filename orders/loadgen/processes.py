@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -126,19 +127,20 @@ class Platform:
     def tail(self, child: Child, chars: int = 3000) -> str:
         return child.log.read_text(errors="replace")[-chars:]
 
-    def stop(self) -> None:
-        """SIGTERM every group we started, wait, then SIGKILL what is left."""
-        for child in self.children:
+    def stop(self, kinds: Collection[str] | None = None) -> None:
+        """SIGTERM every group we started (of ``kinds``, when given), wait, then SIGKILL what is left."""
+        stopping = [child for child in self.children if kinds is None or child.kind in kinds]
+        for child in stopping:
             _signal_group(child, signal.SIGTERM)
         deadline = time.monotonic() + STOP_GRACE_S
-        for child in self.children:
+        for child in stopping:
             try:
                 child.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 _signal_group(child, signal.SIGKILL)
                 child.proc.wait()
             _signal_group(child, signal.SIGKILL)
-        self.children.clear()
+        self.children = [child for child in self.children if child not in stopping]
 
 
 def _signal_group(child: Child, signum: int) -> None:
