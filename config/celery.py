@@ -12,7 +12,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 from django.conf import settings
 from django.db import connections
 
-from config.db_sessions import warn_if_sessions_short
+from config.db_sessions import warn_in_background_if_sessions_short
 from config.heap import freeze_startup_heap
 
 app = Celery("order_platform")
@@ -45,7 +45,7 @@ def _count_sessions(sender: object = None, **_: object) -> None:
     """Say at start-up when PostgreSQL lacks the sessions this worker's threads will hold (config/db_sessions.py)."""
     threads = getattr(getattr(sender, "controller", None), "concurrency", None)
     if isinstance(threads, int) and threads > 0:
-        warn_if_sessions_short(threads=threads)
+        warn_in_background_if_sessions_short(threads=threads)
 
 
 @task_prerun.connect

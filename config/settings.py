@@ -140,10 +140,10 @@ API_CLIENT_CACHE_S = float(os.environ.get("API_CLIENT_CACHE_S", "10"))
 ADMISSION_ORDER_LAG_S = float(os.environ.get("ADMISSION_ORDER_LAG_S", "3"))
 ADMISSION_READ_LAG_S = float(os.environ.get("ADMISSION_READ_LAG_S", "2"))
 ADMISSION_CHECK_EVERY_S = float(os.environ.get("ADMISSION_CHECK_EVERY_S", "0.5"))
-# Sagas per second one region's workers finish: turns a queue's length into seconds of wait. 30, not the 10 of a
-# platform that finished 10 orders/s in all: the saga worker's eight threads finish 60-120/s across three regions,
-# and at 10 the gate refused orders whose wait would have been under a second (p99 from the first POST 5.4 s at
-# 120/s, against 1.7 s at 30; docs/performance.md, 3 Dec, 16:30).
+# Sagas per second a region's queue is drained at: turns its length into seconds of wait. One worker serves all
+# three regions, so this is a share of its rate. 30, not the 10 of a platform that finished 10 orders/s in all:
+# eight saga threads finish 60-120/s across the three, and at 10 the gate refused orders whose wait would have
+# been under a second (p99 from the first POST 5.4 s at 120/s, 1.7 s at 30; docs/performance.md, 3 Dec, 16:30).
 ADMISSION_SAGA_RATE_PER_S = float(os.environ.get("ADMISSION_SAGA_RATE_PER_S", "30"))
 
 # --- Messaging kernel
