@@ -151,7 +151,7 @@ def _start_reserving_sql() -> str:
     )
     recorded = (
         f"INSERT INTO {quote(history.db_table)} ({history_columns}) "
-        f"SELECT {column['id']}, %(from)s, %(to)s, '', 'system', %(correlation_id)s, %(now)s FROM moved"
+        f"SELECT {column['id']}, %(from)s, %(to)s, %(reason)s, %(actor)s, %(correlation_id)s, %(now)s FROM moved"
     )
     return f"WITH moved AS ({moved}), recorded AS ({recorded}) {saga_order_sql('moved')}"
 
@@ -162,11 +162,15 @@ def order_start_reserving(*, order_id: uuid.UUID, correlation_id: str) -> Order 
     changed). The transition ``order_transition(order, transition="start_reserving")`` would make, without
     the read before it: an UPDATE reads the row's latest version, so what it returns is never older than the
     last commit, whoever made it."""
+    history = OrderHistory._meta
     params = {
         "id": order_id,
         "from": OrderState.PENDING,
         "to": OrderState.RESERVING,
         "now": timezone.now(),
         "correlation_id": correlation_id,
+        # The history row's defaults, which order_transition writes too when given no reason or actor.
+        "reason": history.get_field("reason").default,
+        "actor": history.get_field("actor").default,
     }
     return saga_order_of(_start_reserving_sql(), params)
