@@ -47,7 +47,7 @@ from orders.contracts import (
 )
 from orders.metrics import SAGA_OUTCOMES, SAGA_STEP_SECONDS
 from orders.models import CONFIRMATION_STEPS, RESERVATION_STEPS, RESTING_STATES, Order, OrderState
-from orders.saga_lock import saga_lock
+from orders.saga_lock import lock_only, saga_lock_taken_by
 from orders.selectors import order_for_saga, order_moved
 from orders.services.transitions import order_event, order_record_step, order_start_reserving, order_transition
 from payments.api import authorize_payment, capture_payment, refund_payment, void_payment
@@ -68,22 +68,24 @@ class SagaBusy(TransientError):
 
 @dataclass(frozen=True)
 class Step:
-    """``third_party``: the step calls a gateway or carrier; it runs only after a look at the order shows
+    """``run(order, first_run)``: ``first_run`` when this run moved the order out of ``pending``, so no step
+    ran for it before and a participant need not look for its record of an earlier call.
+    ``third_party``: the step calls a gateway or carrier; it runs only after a look at the order shows
     nobody moved it (a cancel) since the phase began, so a cancelled order gets no new authorization,
     capture or label, only the compensation of what it already had."""
 
     name: str
-    run: Callable[[Order], dict]
+    run: Callable[[Order, bool], dict]
     undo: Callable[[Order], None] | None = None
     third_party: bool = False
 
 
-def _screen(order: Order) -> dict:
+def _screen(order: Order, _first_run: bool) -> dict:
     screen_order(order_id=order.id, region=order.region, shipping_country=order.shipping_country)
     return {}
 
 
-def _assess_fraud(order: Order) -> dict:
+def _assess_fraud(order: Order, _first_run: bool) -> dict:
     risk = assess_order(
         order_id=order.id,
         customer_id=order.customer_id,
@@ -99,38 +101,42 @@ def _assess_fraud(order: Order) -> dict:
     return {}
 
 
-def _reserve(order: Order) -> dict:
+def _reserve(order: Order, _first_run: bool) -> dict:
     lines = [LineRequest(sku=sku, quantity=quantity) for sku, quantity in order.line_pairs]  # read by _driving
     reserve_stock(order_id=order.id, lines=lines, ttl=timedelta(seconds=settings.RESERVATION_TTL_S))
     return {}
 
 
-def _tax(order: Order) -> dict:
+def _tax(order: Order, _first_run: bool) -> dict:
     quote = assess_tax(
         order_id=order.id, region=order.region, taxable_minor=order.subtotal_minor, currency=order.currency
     )
     return {"tax_minor": quote.tax_minor}
 
 
-def _authorize(order: Order) -> dict:
+def _authorize(order: Order, first_run: bool) -> dict:
     authorize_payment(
-        order_id=order.id, amount_minor=order.total_minor, currency=order.currency, token=order.payment_token
+        order_id=order.id,
+        amount_minor=order.total_minor,
+        currency=order.currency,
+        token=order.payment_token,
+        first_call=first_run,
     )
     return {}
 
 
-def _commit(order: Order) -> dict:
+def _commit(order: Order, _first_run: bool) -> dict:
     commit_stock(order_id=order.id)
     return {}
 
 
-def _capture(order: Order) -> dict:
+def _capture(order: Order, _first_run: bool) -> dict:
     capture_payment(order_id=order.id)
     return {}
 
 
-def _ship(order: Order) -> dict:
-    create_shipment(order_id=order.id, region=order.region, country=order.shipping_country)
+def _ship(order: Order, first_run: bool) -> dict:
+    create_shipment(order_id=order.id, region=order.region, country=order.shipping_country, first_call=first_run)
     return {}
 
 
@@ -155,23 +161,29 @@ UNDO_ORDER = tuple(reversed([*RESERVATION, *CONFIRMATION]))
 
 
 @contextmanager
-def _driving(order_id: uuid.UUID, *, start_as: str | None = None) -> Iterator[Order]:
+def _driving(order_id: uuid.UUID, *, start_as: str | None = None) -> Iterator[tuple[Order, bool]]:
     """One driver per order across all workers (``saga_lock``). Yields the order with its lines, read after
     the lock is held: read in the same statement, it could come from a snapshot taken before the previous
-    driver's last commit and unlock. With ``start_as`` (a correlation id), a pending order is moved to
-    ``reserving`` by the read itself (``order_start_reserving``): a saga's first run, one statement less."""
-    with saga_lock(order_id) as acquired:
+    driver's last commit and unlock. With ``start_as`` (a correlation id), the lock is taken by a statement that
+    also moves a pending order to ``reserving`` and reads it (``order_start_reserving``), as an UPDATE reads the
+    latest version: a saga's first run, two statements less. Yields the order, and whether this is its first
+    run (the statement moved it out of ``pending``)."""
+    if start_as is None:
+        locking = saga_lock_taken_by(order_id, lock_only)
+    else:
+        locking = saga_lock_taken_by(
+            order_id, lambda key: order_start_reserving(order_id=order_id, correlation_id=start_as, lock_key=key)
+        )
+    with locking as (acquired, started):
         if not acquired:
             raise SagaBusy(f"order {order_id} is being driven by another worker")
-        order = None if start_as is None else order_start_reserving(order_id=order_id, correlation_id=start_as)
-        if order is None:
-            order = order_for_saga(order_id=order_id)
+        order = started if started is not None else order_for_saga(order_id=order_id)
         if order is None:
             raise Order.DoesNotExist(f"order {order_id} does not exist")
-        yield order
+        yield order, started is not None
 
 
-def _run_steps(order: Order, steps: tuple[Step, ...]) -> tuple[Order, dict]:
+def _run_steps(order: Order, steps: tuple[Step, ...], *, first_run: bool) -> tuple[Order, dict]:
     """Run the phase's steps not done yet. Returns the order and the fields that record them, for the
     transition that ends the phase to save: one write per phase instead of one per step.
 
@@ -191,7 +203,7 @@ def _run_steps(order: Order, steps: tuple[Step, ...]) -> tuple[Order, dict]:
             if step.third_party and order_moved(order):
                 raise ConcurrentTransition(f"order {order.id} moved before {step.name}")
             try:
-                fields = step.run(order)
+                fields = step.run(order, first_run)
             except (HeldForReview, TransientError, BusinessError):
                 if done:  # the order shows what is done, for a person and for the compensation
                     order = order_record_step(order, steps=done, fields=produced)
@@ -284,7 +296,10 @@ def _start_compensating(order: Order, *, reason: str, correlation_id: str) -> Or
 
 def saga_compensate(*, order_id: uuid.UUID, correlation_id: str = "") -> str:
     """Finish an order's compensation (from the compensation queue)."""
-    with bound(order_id=str(order_id), correlation_id=correlation_id or str(order_id)), _driving(order_id) as order:
+    with (
+        bound(order_id=str(order_id), correlation_id=correlation_id or str(order_id)),
+        _driving(order_id) as (order, _),
+    ):
         if order.state != S.COMPENSATING:
             return order.state
         done = _compensate(order, correlation_id=correlation_id or str(order.id), retrying=True)
@@ -293,7 +308,7 @@ def saga_compensate(*, order_id: uuid.UUID, correlation_id: str = "") -> str:
 
 def saga_escalate(*, order_id: uuid.UUID, reason: str, correlation_id: str = "") -> str:
     """Compensation gave up: a person must look at the order."""
-    with _driving(order_id) as order:
+    with _driving(order_id) as (order, _):
         if order.state != S.COMPENSATING:
             return order.state
         return _escalate(order, reason=reason, correlation_id=correlation_id or str(order.id)).state
@@ -304,15 +319,15 @@ def saga_run(*, order_id: uuid.UUID, correlation_id: str = "") -> str:
     correlation_id = correlation_id or str(order_id)
     with (
         bound(order_id=str(order_id), correlation_id=correlation_id),
-        _driving(order_id, start_as=correlation_id) as order,
+        _driving(order_id, start_as=correlation_id) as (order, first_run),
     ):
         started_in = order.state
         if order.state in RESTING_STATES:
             return order.state
-        return _finished(_drive(order, correlation_id), started_in=started_in)
+        return _finished(_drive(order, correlation_id, first_run=first_run), started_in=started_in)
 
 
-def _drive(order: Order, correlation_id: str) -> Order:
+def _drive(order: Order, correlation_id: str, *, first_run: bool) -> Order:
     if order.state != S.COMPENSATING and timezone.now() > order.deadline_at:
         order = _start_compensating(
             order, reason="deadline passed before the order completed", correlation_id=correlation_id
@@ -321,14 +336,14 @@ def _drive(order: Order, correlation_id: str) -> Order:
         if order.state == S.PENDING:
             order = order_transition(order, transition="start_reserving", correlation_id=correlation_id)
         if order.state == S.RESERVING:
-            order, record = _run_steps(order, RESERVATION)
+            order, record = _run_steps(order, RESERVATION, first_run=first_run)
             order = order_transition(
                 order, transition=("mark_reserved", "start_confirming"), correlation_id=correlation_id, fields=record
             )
         if order.state == S.RESERVED:
             order = order_transition(order, transition="start_confirming", correlation_id=correlation_id)
         if order.state == S.CONFIRMING:
-            order, record = _run_steps(order, CONFIRMATION)
+            order, record = _run_steps(order, CONFIRMATION, first_run=first_run)
             order = order_transition(
                 order, transition="confirm", correlation_id=correlation_id, event=ORDER_CONFIRMED, fields=record
             )

@@ -41,14 +41,22 @@ def saga_order_sql(source: str) -> str:
     )
 
 
+def saga_orders_of(
+    sql: str, params: Sequence[object] | Mapping[str, object], *, extra: tuple[str, ...] = ()
+) -> list[Order]:
+    """The orders of ``sql``'s rows (a ``saga_order_sql``, and after its columns those named ``extra``), with
+    ``line_pairs`` as (sku, quantity) tuples. A row of NULLs (an outer join that found nothing) makes an
+    order whose ``pk`` is None."""
+    found = rows_of(Order, sql, params, extra=("line_pairs", *extra))
+    for order in found:
+        order.line_pairs = [(sku, int(quantity)) for sku, quantity in order.line_pairs or ()]
+    return found
+
+
 def saga_order_of(sql: str, params: Sequence[object] | Mapping[str, object]) -> Order | None:
     """The order of ``sql``'s first row (a ``saga_order_sql``), with ``line_pairs`` as (sku, quantity) tuples."""
-    found = rows_of(Order, sql, params, extra=("line_pairs",))
-    if not found:
-        return None
-    order = found[0]
-    order.line_pairs = [(sku, int(quantity)) for sku, quantity in order.line_pairs]
-    return order
+    found = saga_orders_of(sql, params)
+    return found[0] if found else None
 
 
 @cache

@@ -8,8 +8,14 @@ from payments import selectors, services
 from payments.contracts import PaymentRecord, PaymentSummary
 
 
-def authorize_payment(*, order_id: uuid.UUID, amount_minor: int, currency: str, token: str) -> None:
-    services.authorization_create(order_id=order_id, amount_minor=amount_minor, currency=currency, token=token)
+def authorize_payment(
+    *, order_id: uuid.UUID, amount_minor: int, currency: str, token: str, first_call: bool = False
+) -> None:
+    """Authorize the order's amount once. ``first_call``: the caller knows this is the first call for the
+    order (a saga's first run), so its record is not looked for before the gateway is called."""
+    services.authorization_create(
+        order_id=order_id, amount_minor=amount_minor, currency=currency, token=token, first_call=first_call
+    )
 
 
 def capture_payment(*, order_id: uuid.UUID) -> None:

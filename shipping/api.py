@@ -8,8 +8,11 @@ from shipping import selectors, services
 from shipping.contracts import ShipmentInfo
 
 
-def create_shipment(*, order_id: uuid.UUID, region: str, country: str) -> ShipmentInfo:
-    return selectors.shipment_info(services.shipment_create(order_id=order_id, region=region, country=country))
+def create_shipment(*, order_id: uuid.UUID, region: str, country: str, first_call: bool = False) -> ShipmentInfo:
+    """The order's one shipment, its label bought once. ``first_call``: the caller knows this is the first call
+    for the order (a saga's first run), so its shipment is not looked for before the carrier is called."""
+    shipment = services.shipment_create(order_id=order_id, region=region, country=country, first_call=first_call)
+    return selectors.shipment_info(shipment)
 
 
 def cancel_shipment(*, order_id: uuid.UUID) -> None:

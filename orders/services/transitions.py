@@ -14,7 +14,8 @@ from django_fsm import ConcurrentTransition, can_proceed
 
 from messaging.api import model_columns, outbox_message, update_where, update_where_then_insert
 from orders.models import Order, OrderHistory, OrdersOutbox, OrderState
-from orders.selectors import saga_order_of, saga_order_sql
+from orders.saga_lock import TRY_LOCK
+from orders.selectors import saga_order_sql, saga_orders_of
 
 
 class TransitionRefused(Exception):
@@ -137,6 +138,9 @@ def order_record_step(order: Order, *, steps: Sequence[str], fields: dict[str, A
 
 @cache
 def _start_reserving_sql() -> str:
+    """Takes the saga's lock (``held``), and only if it got it moves the order (``moved``) and records the move
+    (``recorded``). One row always: the order's columns and lines as ``saga_order_sql`` reads them (NULL when
+    nothing moved), then whether the lock is held."""
     quote = connections[Order.objects.db].ops.quote_name
     meta, history = Order._meta, OrderHistory._meta
     column = {name: quote(meta.get_field(name).column) for name in ("id", "state", "version", "updated_at")}
@@ -144,26 +148,36 @@ def _start_reserving_sql() -> str:
         quote(history.get_field(name).column)
         for name in ("order", "from_state", "to_state", "reason", "actor", "correlation_id", "created_at")
     )
+    held = f"SELECT {TRY_LOCK.format(key='%(lock)s')} AS held"
+    # The lock's subquery is a one-time filter, evaluated before the row is looked at; should the row be read
+    # first all the same, an UPDATE acts on its latest version, and it acts only with the lock held.
     moved = (
         f"UPDATE {quote(meta.db_table)} SET {column['state']} = %(to)s, {column['version']} = {column['version']} + 1, "
         f"{column['updated_at']} = %(now)s WHERE {column['id']} = %(id)s AND {column['state']} = %(from)s "
-        f"AND {quote(meta.get_field('deadline_at').column)} >= %(now)s RETURNING {model_columns(Order)}"
+        f"AND {quote(meta.get_field('deadline_at').column)} >= %(now)s AND (SELECT held FROM held) "
+        f"RETURNING {model_columns(Order)}"
     )
     recorded = (
         f"INSERT INTO {quote(history.db_table)} ({history_columns}) "
         f"SELECT {column['id']}, %(from)s, %(to)s, %(reason)s, %(actor)s, %(correlation_id)s, %(now)s FROM moved"
     )
-    return f"WITH moved AS ({moved}), recorded AS ({recorded}) {saga_order_sql('moved')}"
+    return (
+        f"WITH held AS ({held}), moved AS ({moved}), recorded AS ({recorded}) "
+        f"SELECT s.*, held.held FROM held LEFT JOIN ({saga_order_sql('moved')}) s ON true"
+    )
 
 
-def order_start_reserving(*, order_id: uuid.UUID, correlation_id: str) -> Order | None:
-    """Move a pending order whose deadline has not passed to ``reserving`` and read it as a saga run does
-    (``order_for_saga``), with its history row, in one statement; ``None`` when it is not pending (nothing
-    changed). The transition ``order_transition(order, transition="start_reserving")`` would make, without
-    the read before it: an UPDATE reads the row's latest version, so what it returns is never older than the
-    last commit, whoever made it."""
+def order_start_reserving(*, order_id: uuid.UUID, correlation_id: str, lock_key: str) -> tuple[bool, Order | None]:
+    """Take the saga's lock (``orders.saga_lock``, key ``lock_key``) and, with it held, move a pending order whose
+    deadline has not passed to ``reserving`` and read it as a saga run does (``order_for_saga``), with its
+    history row, in one statement. Returns whether the lock is held, and the order (``None`` when it is not
+    pending: nothing changed). The transition ``order_transition(order, transition="start_reserving")`` would
+    make, without the read before it: an UPDATE reads the row's latest version, so what it returns is never
+    older than the last commit, whoever made it, and the lock's holder before this one commits before it lets
+    go."""
     history = OrderHistory._meta
     params = {
+        "lock": lock_key,
         "id": order_id,
         "from": OrderState.PENDING,
         "to": OrderState.RESERVING,
@@ -173,4 +187,5 @@ def order_start_reserving(*, order_id: uuid.UUID, correlation_id: str) -> Order 
         "reason": history.get_field("reason").default,
         "actor": history.get_field("actor").default,
     }
-    return saga_order_of(_start_reserving_sql(), params)
+    (row,) = saga_orders_of(_start_reserving_sql(), params, extra=("lock_held",))
+    return bool(row.lock_held), (row if row.pk is not None else None)

@@ -5,20 +5,22 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from unittest.mock import patch
 
 import psycopg
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
-from django.db import connections
+from django.db import DataError, connections
 from django.utils import timezone
 
 from inventory.services import reservation_commit, reservations_expire
 from messaging.api import BusinessError, TransientError, redis_client, set_fault_profile
 from messaging.publisher import publish_to
 from messaging.relay import envelope_of
+from orders import saga
 from orders.models import Order, OrderHistory, OrdersOutbox
-from orders.saga import saga_compensate, saga_escalate, saga_run
+from orders.saga import SagaBusy, saga_compensate, saga_escalate, saga_run
 from orders.services.interventions import (
     NotPermitted,
     order_cancel,
@@ -382,6 +384,48 @@ def test_recovery_leaves_alone_an_order_a_worker_is_still_driving(place) -> None
 
     # The lock is free again: the saga itself can take it.
     assert saga_run(order_id=order_id) == "confirmed"
+
+
+def test_a_first_run_finds_the_order_driven_elsewhere_and_leaves_it_pending(place) -> None:  # type: ignore[no-untyped-def]
+    order_id = place()
+    worker = psycopg.connect(**_libpq_params(), autocommit=True)
+    try:
+        worker.execute("SELECT pg_advisory_lock(hashtextextended(%s, 11))", [f"saga:{order_id}"])
+
+        with pytest.raises(SagaBusy):
+            saga_run(order_id=order_id)
+        # The statement that would have moved it took no lock, so it moved nothing.
+        assert Order.objects.get(pk=order_id).state == "pending"
+        assert OrderHistory.objects.filter(order_id=order_id).count() == 1
+    finally:
+        worker.close()
+
+    assert saga_run(order_id=order_id) == "confirmed"
+    assert _free_for_another_session(order_id)  # taken once by the statement that started it, let go once
+
+
+def _free_for_another_session(order_id: uuid.UUID) -> bool:
+    """Whether another session can take the order's saga lock (this one could: a session's locks stack)."""
+    worker = psycopg.connect(**_libpq_params(), autocommit=True)
+    try:
+        row = worker.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 11))", [f"saga:{order_id}"]).fetchone()
+        return bool(row and row[0])
+    finally:
+        worker.close()
+
+
+def test_a_start_that_fails_lets_the_lock_go(place) -> None:  # type: ignore[no-untyped-def]
+    order_id = place()
+
+    def fails(*, order_id, correlation_id, lock_key):  # type: ignore[no-untyped-def]
+        with connections["orders"].cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 11))", [lock_key])
+        raise DataError("the statement failed after it took the lock")
+
+    with patch.object(saga, "order_start_reserving", fails), pytest.raises(DataError):
+        saga_run(order_id=order_id)
+
+    assert _free_for_another_session(order_id)
 
 
 def _libpq_params() -> dict[str, str]:

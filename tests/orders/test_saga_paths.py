@@ -8,6 +8,7 @@ from datetime import timedelta
 from unittest.mock import patch
 
 import pytest
+from django.db import connections
 from django.utils import timezone
 from django_fsm import ConcurrentTransition
 
@@ -52,7 +53,7 @@ def test_a_run_reads_the_order_with_its_lines_in_one_statement(api_caller: ApiCa
     with statements_sent("orders") as sent:
         assert saga_run(order_id=order_id) == "confirmed"
 
-    assert [sql for sql in sent if "orders_orderline" in sql] == [sent[1]]  # the read after the lock, no other
+    assert [sql for sql in sent if "orders_orderline" in sql] == [sent[0]]  # the read with the lock, no other
     held = Reservation.objects.filter(order_id=order_id).values_list("sku", "quantity", "status")
     assert sorted(held) == [("SKU-1", 3, "committed"), ("SKU-2", 1, "committed")]
     assert stock_of("SKU-1")[:2] == (2, 0)
@@ -64,10 +65,11 @@ def test_a_first_run_moves_the_order_to_reserving_in_the_read_after_the_lock(pla
     with statements_sent("orders") as sent:
         assert saga_run(order_id=order_id, correlation_id="corr-1") == "confirmed"
 
-    # The lock, the move to reserving with the read, one look before each of the three third-party steps, the
-    # two transitions that end the phases, the unlock: no separate read, no separate start_reserving.
-    assert len(sent) == 8
-    assert "pg_try_advisory_lock" in sent[0] and "UPDATE" in sent[1] and "orders_orderline" in sent[1]
+    # The lock taken with the move to reserving and the read, one look before each of the three third-party
+    # steps, the two transitions that end the phases, the unlock: no separate lock, read or start_reserving.
+    assert len(sent) == 7
+    assert all(part in sent[0] for part in ("pg_try_advisory_lock", "UPDATE", "orders_orderline"))
+    assert "pg_advisory_unlock" in sent[-1]
     started = OrderHistory.objects.filter(order_id=order_id).order_by("id")[1]
     assert (started.from_state, started.to_state, started.actor, started.reason, started.correlation_id) == (
         "pending",
@@ -80,13 +82,57 @@ def test_a_first_run_moves_the_order_to_reserving_in_the_read_after_the_lock(pla
     assert started.created_at <= later.created_at
 
 
+def test_a_first_run_looks_for_no_record_before_a_third_party_call(place) -> None:  # type: ignore[no-untyped-def]
+    order_id = place()
+
+    with statements_sent("payments") as payments, statements_sent("shipping") as shipping:
+        assert saga_run(order_id=order_id) == "confirmed"
+
+    # The authorization and the shipment are written without a look first (no step ran before the run that
+    # moved the order out of pending); the capture reads the authorization it captures.
+    assert [sql.split()[0] for sql in payments] == ["INSERT", "SELECT", "WITH"]
+    assert [sql.split()[0] for sql in shipping] == ["INSERT"]
+    assert view(order_id).shipment is not None
+
+
+def test_a_resumed_run_looks_for_the_record_before_the_carrier(place) -> None:  # type: ignore[no-untyped-def]
+    order_id = place()
+    set_fault_profile("carrier", timeout_rate=1.0)
+    with pytest.raises(TransientError):
+        saga_run(order_id=order_id)
+    set_fault_profile("carrier")
+
+    with (
+        statements_sent("shipping") as shipping,
+        patch.object(FakeCarrier, "create_label", autospec=True, side_effect=FakeCarrier.create_label) as labels,
+    ):
+        assert saga_run(order_id=order_id) == "confirmed"
+
+    assert [sql.split()[0] for sql in shipping] == ["SELECT", "INSERT"]
+    assert labels.call_count == 1
+
+
+def unlock(key: str) -> bool:
+    with connections["orders"].cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 11))", [key])
+        return bool(cursor.fetchone()[0])
+
+
+def start(order_id: uuid.UUID) -> tuple[bool, bool]:
+    """Whether order_start_reserving took the lock, and whether it moved the order; the lock let go after."""
+    held, moved = transitions.order_start_reserving(order_id=order_id, correlation_id="c", lock_key="k")
+    assert unlock("k") == held
+    return held, moved is not None
+
+
 def test_moving_to_reserving_returns_the_order_as_the_saga_reads_it(place) -> None:  # type: ignore[no-untyped-def]
     order_id = place(quantity=3)
     before = Order.objects.get(pk=order_id)
 
-    moved = transitions.order_start_reserving(order_id=order_id, correlation_id="c")
+    held, moved = transitions.order_start_reserving(order_id=order_id, correlation_id="c", lock_key="k")
+    unlock("k")
 
-    assert moved is not None
+    assert held and moved is not None
     assert (moved.state, moved.version) == ("reserving", before.version + 1)
     assert moved.line_pairs == [("SKU-1", 3)]
     assert moved.updated_at > before.updated_at
@@ -99,13 +145,14 @@ def test_moving_to_reserving_returns_the_order_as_the_saga_reads_it(place) -> No
 
 def test_moving_to_reserving_leaves_alone_an_order_not_pending_or_past_its_deadline(place) -> None:  # type: ignore[no-untyped-def]
     reserving, late = place(), place()
-    assert transitions.order_start_reserving(order_id=reserving, correlation_id="c") is not None
+    assert start(reserving) == (True, True)
     Order.objects.filter(pk=late).update(deadline_at=timezone.now() - timedelta(seconds=1))
     rows = OrderHistory.objects.count()
 
-    assert transitions.order_start_reserving(order_id=reserving, correlation_id="c") is None
-    assert transitions.order_start_reserving(order_id=late, correlation_id="c") is None
-    assert transitions.order_start_reserving(order_id=uuid.uuid4(), correlation_id="c") is None
+    # The lock is held all the same: the saga then reads the order as it is.
+    assert start(reserving) == (True, False)
+    assert start(late) == (True, False)
+    assert start(uuid.uuid4()) == (True, False)
 
     assert OrderHistory.objects.count() == rows
     assert Order.objects.get(pk=late).state == "pending"
@@ -305,8 +352,8 @@ def test_an_order_cancelled_mid_phase_gets_no_further_third_party_call(  # type:
     step = saga.STEPS[cancelled_during]
     phase = "RESERVATION" if step in saga.RESERVATION else "CONFIRMATION"
 
-    def run_then_cancel(order):  # type: ignore[no-untyped-def]
-        produced = step.run(order)
+    def run_then_cancel(order, first_run):  # type: ignore[no-untyped-def]
+        produced = step.run(order, first_run)
         order_cancel(order_id=order.id, client_id=api_caller.client_id, actor="customer")
         return produced
 

@@ -96,3 +96,34 @@ def test_the_capture_its_postings_and_the_authorization_are_written_by_one_state
     debit, credit = LedgerEntry.objects.filter(order_id=order_id, memo="capture").order_by("debit_minor")
     assert (debit.credit_minor, credit.debit_minor) == (4_200, 4_200)
     assert debit.journal_id == credit.journal_id
+
+
+def test_a_first_call_is_one_statement_and_a_repeat_answers_from_the_record() -> None:
+    order_id = uuid.uuid4()
+
+    with (
+        statements_sent("payments") as sent,
+        patch.object(FakePaymentGateway, "authorize", autospec=True, side_effect=FakePaymentGateway.authorize) as calls,
+    ):
+        authorize_payment(order_id=order_id, amount_minor=4_200, currency="EUR", token="tok_ok", first_call=True)
+        first = len(sent)
+        authorize_payment(order_id=order_id, amount_minor=4_200, currency="EUR", token="tok_ok")
+
+    assert first == 1 and "INSERT" in sent[0]  # no look for a record first
+    assert len(sent) == 2 and "INSERT" not in sent[1]  # the repeat reads the record, and the gateway is not called
+    assert calls.call_count == 1
+
+
+def test_a_first_call_the_caller_was_wrong_about_doubles_nothing() -> None:
+    order_id = _authorized()
+    before = Authorization.objects.get(order_id=order_id)
+
+    # A caller that says first when a call came before: the gateway answers its key's first call again, and
+    # the record already written stays the only one.
+    authorize_payment(order_id=order_id, amount_minor=4_200, currency="EUR", token="tok_ok", first_call=True)
+
+    assert list(Authorization.objects.filter(order_id=order_id).values_list("id", "gateway_reference")) == [
+        (before.id, before.gateway_reference)
+    ]
+    capture_payment(order_id=order_id)
+    assert _capture_journals(order_id) == 1
