@@ -16,6 +16,7 @@ from orders.loadgen.costs import cpu_text, database_text, other_cpu_text, other_
 from orders.loadgen.render import counts_text, latency_text
 from orders.loadgen.report import RECOVERY_TARGET_S, RECOVERY_WINDOW_S, LoadReport
 from orders.loadgen.resources import APP_KINDS
+from orders.loadgen.targets import Load, Target, Verdict, all_met, targets_judged
 
 SHOWN_PROBLEMS = 20
 SPIKE_RECOVERY_TARGET_S = 30.0
@@ -44,6 +45,18 @@ def _spike_peak(measured: Measured) -> dict[str, float]:
 def ok(result: BenchResult) -> bool:
     unfinished = result.measured.sustained.report.unfinished + result.measured.spike.report.unfinished
     return result.consistency.consistent and not (result.lost or result.stuck or unfinished)
+
+
+def judged(result: BenchResult) -> list[Target]:
+    m, plan = result.measured, result.plan
+    return targets_judged(
+        sustained=Load.of(m.sustained.report, offered_per_s=plan.rate),
+        spike=Load.of(m.spike.report, offered_per_s=plan.spike_base * plan.spike_factor),
+        peak_rss_mb=result.peak_rss_mb,
+        lost=result.lost,
+        stuck=result.stuck,
+        consistent=result.consistency.consistent,
+    )
 
 
 def figures(result: BenchResult) -> dict[str, Any]:
@@ -86,6 +99,8 @@ def figures(result: BenchResult) -> dict[str, Any]:
         "duration_s": result.plan.duration,
         "quick": result.plan.quick,
         "code": result.code,
+        "targets": {target.key: target.verdict.value for target in judged(result)},
+        "targets_met": all_met(judged(result)),
     }
 
 
@@ -124,7 +139,18 @@ def summary_table(result: BenchResult) -> Table:
     table.add_row("GETs per order", f"{m.sustained.report.gets_per_order:.2f} (sustained; the generator's polling)")
     table.add_row("lost · stuck · unfinished", f"{result.lost} · {result.stuck} · {f['unfinished']}")
     table.add_row("consistency", _consistency_text(result))
+    table.add_row("targets", _targets_text(judged(result)))
     return table
+
+
+VERDICT_STYLE = {Verdict.MET: "green", Verdict.MISSED: "red", Verdict.NOT_MEASURED: "yellow"}
+
+
+def _targets_text(targets: list[Target]) -> str:
+    return "\n".join(
+        f"[{VERDICT_STYLE[t.verdict]}]{t.verdict.value}[/{VERDICT_STYLE[t.verdict]}]: {t.goal} ({t.seen})"
+        for t in targets
+    )
 
 
 def _recovery_text(report: LoadReport) -> str:
