@@ -109,7 +109,7 @@ def _spike(load: Load) -> Target:
         ),
         seen=f"peak {load.offered_per_s:g}/s, "
         + ("never back" if recovered is None else f"back after {recovered:g} s")
-        + f", unfinished {load.unfinished}, lost {load.lost}",
+        + f", accepted {load.accepted} of {load.planned}, unfinished {load.unfinished}, lost {load.lost}",
     )
 
 

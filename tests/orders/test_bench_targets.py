@@ -91,6 +91,18 @@ def test_a_spike_that_never_recovers_or_loses_an_order_misses() -> None:
     assert verdicts(spike=replace(SPIKE, lost=1))["spike_recovered_30s"] is Verdict.MISSED
 
 
+def test_a_spike_whose_orders_were_refused_for_good_misses_and_says_how_many() -> None:
+    shed = replace(SPIKE, accepted=7881)
+    [spike] = [
+        t
+        for t in targets_judged(sustained=FULL, spike=shed, peak_rss_mb=RSS, lost=0, stuck=0, consistent=True)
+        if t.key == "spike_recovered_30s"
+    ]
+
+    assert spike.verdict is Verdict.MISSED
+    assert spike.seen == "peak 120/s, back after 0 s, accepted 7881 of 7920, unfinished 0, lost 0"
+
+
 def test_memory_and_books() -> None:
     assert verdicts(peak_rss_mb={"web": 200.0, "worker": 90.0})["rss_200mb"] is Verdict.MISSED
     assert verdicts(peak_rss_mb={"web": 90.0})["rss_200mb"] is Verdict.NOT_MEASURED
