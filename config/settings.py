@@ -140,11 +140,15 @@ API_CLIENT_CACHE_S = float(os.environ.get("API_CLIENT_CACHE_S", "10"))
 ADMISSION_ORDER_LAG_S = float(os.environ.get("ADMISSION_ORDER_LAG_S", "3"))
 ADMISSION_READ_LAG_S = float(os.environ.get("ADMISSION_READ_LAG_S", "2"))
 ADMISSION_CHECK_EVERY_S = float(os.environ.get("ADMISSION_CHECK_EVERY_S", "0.5"))
-# Sagas per second a region's queue is drained at: turns its length into seconds of wait. One worker serves all
-# three regions, so this is a share of its rate. 30, not the 10 of a platform that finished 10 orders/s in all:
-# eight saga threads finish 60-120/s across the three, and at 10 the gate refused orders whose wait would have
-# been under a second (p99 from the first POST 5.4 s at 120/s, 1.7 s at 30; docs/performance.md, 3 Dec, 16:30).
+# A region's queue turns into seconds of wait at the rate the workers were seen to take its messages over the last
+# ADMISSION_DRAIN_WINDOW_S (messaging/drain.py), and at least ADMISSION_SAGA_RATE_PER_S sagas a second: the rate
+# assumed before one is measured and while a queue drains slower (a worker down; a queue that ran dry, whose rate
+# is only what arrived). One worker serves the three regions, each taking a share of its rate. As a constant
+# the rate fit one box on one day: at 10 the gate refused orders whose wait would have been under a second (p99
+# from the first POST 5.4 s at 120/s; docs/performance.md, 3 Dec, 16:30), and at 30 eu, half the orders and
+# draining at ~60/s, was read as twice as far behind as it was (7 Dec).
 ADMISSION_SAGA_RATE_PER_S = float(os.environ.get("ADMISSION_SAGA_RATE_PER_S", "30"))
+ADMISSION_DRAIN_WINDOW_S = float(os.environ.get("ADMISSION_DRAIN_WINDOW_S", "5"))
 
 # --- Messaging kernel
 MESSAGING_RELAY_BATCH_SIZE = int(os.environ.get("MESSAGING_RELAY_BATCH_SIZE", "500"))

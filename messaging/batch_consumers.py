@@ -33,6 +33,7 @@ from messaging.consumers import TRANSIENT_ERRORS, give_up, inbox_claim
 from messaging.context import bound
 from messaging.contracts import Envelope
 from messaging.dead_letters import dead_letter_retry_succeeded
+from messaging.drain import message_taken
 from messaging.metrics import CONSUMER_OUTCOMES
 from messaging.models import InboxMessage
 from messaging.retries import retry_countdown
@@ -112,6 +113,7 @@ def batch_consumer(
 
     def decorator(handler: BatchHandler) -> Task:
         def run(task: Task, envelopes_data: list[dict[str, Any]] | dict[str, Any]) -> dict[str, int]:
+            message_taken(task.request.delivery_info)
             items = [envelopes_data] if isinstance(envelopes_data, dict) else envelopes_data
             envelopes = _valid(items, consumer_name=name)
             attempt = task.request.retries + 1

@@ -24,6 +24,7 @@ from config.celery import app as celery_app
 from messaging.context import bound, envelope_context
 from messaging.contracts import Envelope, TransientError
 from messaging.dead_letters import dead_letter_record, dead_letter_retry_succeeded
+from messaging.drain import message_taken
 from messaging.metrics import CONSUMER_OUTCOMES
 from messaging.models import InboxMessage
 from messaging.retries import retry_countdown
@@ -88,6 +89,7 @@ def consumer(
 
     def decorator(handler: Handler) -> Task:
         def run(task: Task, envelope_data: dict[str, Any]) -> str:
+            message_taken(task.request.delivery_info)
             envelope = Envelope.model_validate(envelope_data)
             with (
                 bound(**envelope_context(envelope, name), attempt=task.request.retries + 1),

@@ -10,6 +10,7 @@ from datetime import datetime
 
 import redis
 
+from messaging.drain import taken_key
 from messaging.redis import redis_client
 from messaging.subscriptions import load_all_consumers, subscribers
 
@@ -18,10 +19,12 @@ log = logging.getLogger("messaging.queues")
 
 @dataclass(frozen=True)
 class QueueWait:
-    """Messages waiting for the consumers of one message type, and when the oldest of them was written."""
+    """Messages waiting for the consumers of one message type, when the oldest of them was written, and how many
+    the consumers have taken off these queues so far (``messaging.drain``; None when the broker was not read)."""
 
     depth: int = 0
     oldest_at: datetime | None = None
+    taken: int | None = None
 
 
 def queue_wait(message_type: str, region: str = "") -> QueueWait:
@@ -44,13 +47,16 @@ def queues_wait(queues: list[str], *, what: str = "") -> QueueWait:
             for queue in queues:
                 pipe.llen(queue)
                 pipe.lindex(queue, -1)
+                pipe.get(taken_key(queue))
             replies = pipe.execute()
     except redis.RedisError as exc:
         log.warning("cannot read the queues of %s (%s); treating them as empty", what or queues, exc)
         return QueueWait()
-    depths, tails = replies[0::2], replies[1::2]
+    depths, tails, taken = replies[0::3], replies[1::3], replies[2::3]
     created = [at for at in (_created_at(raw) for raw in tails if raw is not None) if at is not None]
-    return QueueWait(depth=sum(depths), oldest_at=min(created, default=None))
+    return QueueWait(
+        depth=sum(depths), oldest_at=min(created, default=None), taken=sum(int(count or 0) for count in taken)
+    )
 
 
 def _created_at(raw: bytes) -> datetime | None:

@@ -2,13 +2,17 @@
 
 The pressure signal is the saga's lag in a region, in seconds: how long the
 oldest ``StartSaga`` still waiting in that region's queue has waited, or, if
-longer, how long the queue would take to drain at ``ADMISSION_SAGA_RATE_PER_S``
-(the age alone reacts too late when orders arrive much faster than they are
-served: by the time the oldest has waited 10 s, minutes of work may be queued
-behind it). New orders of a region are refused while its lag exceeds
-``ADMISSION_ORDER_LAG_S``: an order accepted into a longer queue could not
-finish in time, and accepting it would only make the queue longer. A relay
-that is behind does not count: that means the broker is down, and the outbox
+longer, how long the queue would take to drain (the age alone reacts too late
+when orders arrive much faster than they are served: by the time the oldest has
+waited 10 s, minutes of work may be queued behind it). The drain rate is
+measured: the workers count what they take off each queue (messaging/drain.py),
+and each process reads the region's count with its queue, over the last
+``ADMISSION_DRAIN_WINDOW_S``. ``ADMISSION_SAGA_RATE_PER_S`` is the least rate
+assumed: before a rate is measured, and while the queue drains slower (a worker
+down, or a queue that ran dry, whose rate is only what arrived). New orders of a
+region are refused while its lag exceeds ``ADMISSION_ORDER_LAG_S``: an order
+accepted into a longer queue could not finish in time, and accepting it would
+only make the queue longer. A relay that is behind does not count: that means the broker is down, and the outbox
 is there to keep accepting orders then; a broker that cannot be read counts as
 no lag, for the same reason. Low-priority reads (stock levels) are refused
 earlier, at ``ADMISSION_READ_LAG_S`` in any region, to leave the web tier to
@@ -27,6 +31,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -54,40 +59,67 @@ class Lag:
     read_at: float
 
 
+class DrainRates:
+    """Each region's drain rate, from this process's readings of its taken counter over a window."""
+
+    MIN_SPAN_S = 1.0
+
+    def __init__(self) -> None:
+        self._readings: dict[str, deque[tuple[float, int]]] = {}
+
+    def observe(self, region: str, *, taken: int, at: float) -> float | None:
+        """Record a reading; returns messages taken per second over the window, None until it spans a second."""
+        readings = self._readings.setdefault(region, deque())
+        if readings and taken < readings[-1][1]:  # the counter began again (Redis restarted): so do we
+            readings.clear()
+        readings.append((at, taken))
+        while at - readings[0][0] > settings.ADMISSION_DRAIN_WINDOW_S:
+            readings.popleft()
+        first_at, first = readings[0]
+        if at - first_at < self.MIN_SPAN_S:
+            return None
+        return (taken - first) / (at - first_at)
+
+
 _lock = threading.Lock()
 _last: Lag | None = None
+_rates = DrainRates()
+_clock = time.monotonic
 
 
 def saga_lag_s() -> dict[str, float]:
     """Seconds the saga is behind in each region (0 when nothing waits)."""
     global _last
-    now = time.monotonic()
+    now = _clock()
     last = _last
     if last is not None and now - last.read_at < settings.ADMISSION_CHECK_EVERY_S:
         return last.by_region
     with _lock:
         if _last is not None and now - _last.read_at < settings.ADMISSION_CHECK_EVERY_S:
             return _last.by_region
-        _last = Lag(by_region=_measure_lag(), read_at=now)
+        _last = Lag(by_region=_measure_lag(now), read_at=now)
         return _last.by_region
 
 
-def _measure_lag() -> dict[str, float]:
+def _measure_lag(now: float) -> dict[str, float]:
     wall = timezone.now()
     lag = {}
     for region in settings.REGIONS:
         waiting = queue_wait(START_SAGA, region)
         oldest = waiting.oldest_at
         waited = max(0.0, (wall - oldest).total_seconds()) if oldest is not None else 0.0
-        to_drain = waiting.depth / settings.ADMISSION_SAGA_RATE_PER_S
+        measured = None if waiting.taken is None else _rates.observe(region, taken=waiting.taken, at=now)
+        to_drain = waiting.depth / max(measured or 0.0, settings.ADMISSION_SAGA_RATE_PER_S)
         lag[region] = max(waited, to_drain)
     return lag
 
 
 def forget_lag() -> None:
-    global _last
+    """Forget the last reading and the measured rates (tests; a process that starts over)."""
+    global _last, _rates
     with _lock:
         _last = None
+        _rates = DrainRates()
 
 
 def admit_orders_somewhere() -> None:

@@ -7,6 +7,8 @@ import time
 import pytest
 
 from fraud.models import CustomerProfile
+from messaging.api import queue_wait
+from orders.contracts import START_SAGA
 from orders.models import OrdersOutbox
 from tests.agreement import stock_of, view
 from tests.conftest import ApiCaller, Platform, order_body, wait_for_state
@@ -40,6 +42,11 @@ def test_an_order_travels_to_confirmed(platform: Platform, api_caller: ApiCaller
     profile = CustomerProfile.objects.get(customer_id="cust-e2e")
     assert (profile.confirmed_orders, profile.confirmed_amount_minor) == (1, 3_600)
     assert OrdersOutbox.objects.filter(published_at__isnull=True).count() == 0
+
+    # The worker counted the saga's message off its region's queue, for the admission gate's drain rate.
+    while queue_wait(START_SAGA, "eu").taken != 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert (queue_wait(START_SAGA, "eu").taken, queue_wait(START_SAGA, "us").taken) == (1, 0)
 
 
 def test_declined_payment_ends_rejected_with_stock_back(platform: Platform, api_caller: ApiCaller, stock) -> None:  # type: ignore[no-untyped-def]

@@ -13,8 +13,11 @@ import redis
 from django.test import override_settings
 from django.utils import timezone
 
+from messaging.api import redis_client
+from messaging.drain import taken_key
 from messaging.publisher import publish_to
-from orders.admission import forget_lag, saga_lag_s
+from orders import admission
+from orders.admission import DrainRates, forget_lag, saga_lag_s
 from orders.contracts import START_SAGA
 from orders.models import OrdersOutbox
 from tests.conftest import ApiCaller, order_body, table_counts
@@ -171,3 +174,74 @@ def test_an_order_of_a_region_behind_is_refused_before_authentication(api_caller
         ).status_code
         == 401
     )  # us is not behind: on to authentication
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    clock = Clock()
+    monkeypatch.setattr(admission, "_clock", clock)
+    return clock
+
+
+def taken_off(region: str, messages: int) -> None:
+    """The workers took ``messages`` off the region's saga queue (messaging/drain.py)."""
+    redis_client().incrby(taken_key(f"saga.{region}"), messages)
+
+
+@override_settings(ADMISSION_ORDER_LAG_S=3.0, ADMISSION_SAGA_RATE_PER_S=30.0)
+def test_a_queue_seen_to_drain_faster_than_assumed_is_read_as_nearer(api_caller: ApiCaller, stock, clock) -> None:  # type: ignore[no-untyped-def]
+    stock("SKU-A", 10)
+    for _ in range(120):  # 4 s of work at the 30/s assumed, none of it old yet
+        start_saga_waiting("eu", waited_s=0)
+    assert saga_lag_s()["eu"] == pytest.approx(4.0)  # one reading: no rate measured yet
+    assert api_caller.place(order_body("SKU-A", 1, region="eu")).status_code == 503
+
+    taken_off("eu", 180)
+    clock.now += 2.0  # the workers took 90 a second meanwhile
+
+    assert saga_lag_s()["eu"] == pytest.approx(120 / 90)
+    assert api_caller.place(order_body("SKU-A", 1, region="eu")).status_code == 202
+
+
+@override_settings(ADMISSION_SAGA_RATE_PER_S=30.0)
+def test_a_queue_drained_slower_than_the_least_rate_is_read_at_the_least_rate(clock) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(60):
+        start_saga_waiting("us", waited_s=0)
+    saga_lag_s()
+    taken_off("us", 10)
+    clock.now += 2.0  # 5 a second: a queue that ran dry, or a worker going down (whose oldest message ages)
+
+    assert saga_lag_s()["us"] == pytest.approx(2.0)
+
+
+@override_settings(ADMISSION_SAGA_RATE_PER_S=30.0)
+def test_a_counter_that_began_again_is_not_read_as_a_rate(clock) -> None:  # type: ignore[no-untyped-def]
+    taken_off("apac", 1_000)
+    saga_lag_s()
+    redis_client().delete(taken_key("saga.apac"))  # Redis restarted
+    taken_off("apac", 5)
+    for _ in range(90):
+        start_saga_waiting("apac", waited_s=0)
+    clock.now += 2.0
+
+    assert saga_lag_s()["apac"] == pytest.approx(3.0)  # the least rate, not a negative or a huge one
+
+
+@override_settings(ADMISSION_DRAIN_WINDOW_S=5.0)
+def test_the_rate_is_read_over_the_last_window_from_a_second_of_readings_on() -> None:
+    rates = DrainRates()
+
+    assert rates.observe("eu", taken=0, at=0.0) is None
+    assert rates.observe("eu", taken=50, at=0.5) is None  # half a second says too little
+    assert rates.observe("eu", taken=200, at=2.0) == 100.0
+    assert rates.observe("eu", taken=260, at=6.0) == 15.0  # the readings at 0 and 0.5 have left the window
+    assert rates.observe("eu", taken=10, at=6.5) is None  # the counter began again: so does the window
+    assert rates.observe("us", taken=7, at=6.5) is None  # each region its own
