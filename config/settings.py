@@ -135,10 +135,12 @@ API_CLIENT_CACHE_S = float(os.environ.get("API_CLIENT_CACHE_S", "10"))
 
 # Admission control (orders/admission.py): shed new orders of a region whose saga is this many seconds
 # behind, and low-priority reads earlier; the lag is read at most every ADMISSION_CHECK_EVERY_S.
-# 3 s rather than 10: after a 10x spike p99 was back within 2 s 20-25 s after it (never within the
-# next 40 s at 10 s), at about the same orders/s finished (docs/performance.md).
-ADMISSION_ORDER_LAG_S = float(os.environ.get("ADMISSION_ORDER_LAG_S", "3"))
-ADMISSION_READ_LAG_S = float(os.environ.get("ADMISSION_READ_LAG_S", "2"))
+# 1.5 s: the wait that leaves an accepted order its 2 s once its saga runs (a few hundred ms under load). At
+# 10 s p99 never came back within 2 s in the 40 s after a 10x spike; at 3 s, once the wait was measured rather
+# than guessed from a constant drain rate (below), accepted orders queued 3 s and finished within 4.7 s at p99,
+# against 2.3-2.6 s at 1.5 (docs/performance.md, 7 Dec). Stock reads pause earlier.
+ADMISSION_ORDER_LAG_S = float(os.environ.get("ADMISSION_ORDER_LAG_S", "1.5"))
+ADMISSION_READ_LAG_S = float(os.environ.get("ADMISSION_READ_LAG_S", "1"))
 ADMISSION_CHECK_EVERY_S = float(os.environ.get("ADMISSION_CHECK_EVERY_S", "0.5"))
 # A region's queue turns into seconds of wait at the rate the workers were seen to take its messages over the last
 # ADMISSION_DRAIN_WINDOW_S (messaging/drain.py), and at least ADMISSION_SAGA_RATE_PER_S sagas a second: the rate
