@@ -35,6 +35,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.checks import CheckMessage, Error, Tags, register
 from django.utils import timezone
 
 from messaging.api import queue_wait
@@ -42,6 +43,7 @@ from orders.contracts import START_SAGA
 from orders.metrics import REQUESTS_SHED
 
 MAX_RETRY_AFTER_S = 60
+MIN_DRAIN_SPAN_S = 2.0
 
 
 class Overloaded(Exception):
@@ -60,15 +62,21 @@ class Lag:
 
 
 class DrainRates:
-    """Each region's drain rate, from this process's readings of its taken counter over a window."""
-
-    MIN_SPAN_S = 1.0
+    """Each region's drain rate, from this process's readings of its taken counter over a window. Not locked
+    itself: its one caller measures under ``_lock``."""
 
     def __init__(self) -> None:
         self._readings: dict[str, deque[tuple[float, int]]] = {}
 
+    @staticmethod
+    def min_span_s() -> float:
+        """Readings closer than this say too little: the workers add their counts every quarter second, so two
+        readings a second apart can see 1.25 s of counts, and a rate read too high lets through orders that
+        should have been refused."""
+        return max(MIN_DRAIN_SPAN_S, settings.ADMISSION_DRAIN_WINDOW_S / 2)
+
     def observe(self, region: str, *, taken: int, at: float) -> float | None:
-        """Record a reading; returns messages taken per second over the window, None until it spans a second."""
+        """Record a reading; returns messages taken per second over the window, None until it spans enough."""
         readings = self._readings.setdefault(region, deque())
         if readings and taken < readings[-1][1]:  # the counter began again (Redis restarted): so do we
             readings.clear()
@@ -76,7 +84,7 @@ class DrainRates:
         while at - readings[0][0] > settings.ADMISSION_DRAIN_WINDOW_S:
             readings.popleft()
         first_at, first = readings[0]
-        if at - first_at < self.MIN_SPAN_S:
+        if at - first_at < self.min_span_s():
             return None
         return (taken - first) / (at - first_at)
 
@@ -97,18 +105,19 @@ def saga_lag_s() -> dict[str, float]:
     with _lock:
         if _last is not None and now - _last.read_at < settings.ADMISSION_CHECK_EVERY_S:
             return _last.by_region
-        _last = Lag(by_region=_measure_lag(now), read_at=now)
+        _last = Lag(by_region=_measure_lag(), read_at=now)
         return _last.by_region
 
 
-def _measure_lag(now: float) -> dict[str, float]:
+def _measure_lag() -> dict[str, float]:
     wall = timezone.now()
     lag = {}
     for region in settings.REGIONS:
         waiting = queue_wait(START_SAGA, region)
+        read_at = _clock()  # when the count was read, not when this process asked to read it
         oldest = waiting.oldest_at
         waited = max(0.0, (wall - oldest).total_seconds()) if oldest is not None else 0.0
-        measured = None if waiting.taken is None else _rates.observe(region, taken=waiting.taken, at=now)
+        measured = None if waiting.taken is None else _rates.observe(region, taken=waiting.taken, at=read_at)
         to_drain = waiting.depth / max(measured or 0.0, settings.ADMISSION_SAGA_RATE_PER_S)
         lag[region] = max(waited, to_drain)
     return lag
@@ -154,7 +163,28 @@ def admit_read(route: str) -> None:
 
 
 def _retry_after(lag: float, threshold: float) -> int:
-    """Seconds until the backlog is back under the threshold were nothing more to arrive: a client refused just
-    over it comes back after a second, not after the whole backlog (near capacity the platform refuses a few
-    orders now and then, and their wait for a retry was what put p99 over 2 s)."""
+    """The lag over the threshold, at least a second: about when a backlog that drains is back under it, were
+    nothing more to arrive (a queue nobody takes gives no better answer). A client refused just over it comes
+    back after a second, not after the whole backlog: near capacity the platform refuses a few orders now and
+    then, and their wait for a retry was what put p99 over 2 s."""
     return max(1, min(MAX_RETRY_AFTER_S, math.ceil(lag - threshold)))
+
+
+@register(Tags.compatibility)
+def check_admission_settings(**_: object) -> list[CheckMessage]:
+    """The gate divides by the least drain rate and measures over its window: refuse settings that would make it
+    divide by zero, or never measure."""
+    errors: list[CheckMessage] = []
+    if settings.ADMISSION_SAGA_RATE_PER_S <= 0:
+        errors.append(
+            Error("ADMISSION_SAGA_RATE_PER_S must be above 0: it is the least drain rate assumed", id="orders.E001")
+        )
+    if settings.ADMISSION_DRAIN_WINDOW_S < 2 * MIN_DRAIN_SPAN_S:
+        errors.append(
+            Error(
+                f"ADMISSION_DRAIN_WINDOW_S must be at least {2 * MIN_DRAIN_SPAN_S:g} s: a rate is measured over "
+                f"half the window or {MIN_DRAIN_SPAN_S:g} s, whichever is longer",
+                id="orders.E002",
+            )
+        )
+    return errors

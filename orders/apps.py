@@ -9,6 +9,7 @@ class OrdersConfig(AppConfig):
         from django.db.models.signals import post_delete, post_save
 
         from messaging.api import register_scrape_collector
+        from orders import admission  # noqa: F401 - registers the check of the admission gate's settings
         from orders.client_tokens import forget_clients
         from orders.metrics import OrdersByStateCollector
         from orders.models import ApiClient

@@ -49,9 +49,15 @@ def ok(result: BenchResult) -> bool:
 
 def judged(result: BenchResult) -> list[Target]:
     m, plan = result.measured, result.plan
+    spike_phases = m.spike.report.phases
     return targets_judged(
-        sustained=Load.of(m.sustained.report, offered_per_s=plan.rate),
-        spike=Load.of(m.spike.report, offered_per_s=plan.spike_base * plan.spike_factor),
+        sustained=Load.of(m.sustained.report, offered_per_s=plan.rate, seconds=plan.duration),
+        spike=Load.of(
+            m.spike.report,
+            offered_per_s=plan.spike_base * plan.spike_factor,
+            seconds=plan.spike_seconds[1],
+            sent_per_s=max((phase.sent_per_s for phase in spike_phases), default=0.0),
+        ),
         peak_rss_mb=result.peak_rss_mb,
         lost=result.lost,
         stuck=result.stuck,
@@ -60,6 +66,7 @@ def judged(result: BenchResult) -> list[Target]:
 
 
 def figures(result: BenchResult) -> dict[str, Any]:
+    targets = judged(result)
     m = result.measured
     sustained, spike = m.sustained.report, m.spike.report
     orders_per_s = sustained.finished_per_s
@@ -99,8 +106,8 @@ def figures(result: BenchResult) -> dict[str, Any]:
         "duration_s": result.plan.duration,
         "quick": result.plan.quick,
         "code": result.code,
-        "targets": {target.key: target.verdict.value for target in judged(result)},
-        "targets_met": all_met(judged(result)),
+        "targets": {target.key: target.verdict.value for target in targets},
+        "targets_met": all_met(targets),
     }
 
 

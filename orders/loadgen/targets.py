@@ -1,7 +1,8 @@
-"""The platform's targets on this machine, judged from one bench run (docs/performance.md, "Targets").
+"""The platform's targets on this machine, judged from one bench run (the figures: docs/performance.md).
 
-A run judges only what its load can show: a quick run offers 30/s, so it says nothing of 120/s, and its verdict
-for that target is "not measured", never "met". What a run cannot fail on is not claimed for it.
+A run judges only what its load can show: a quick run offers 30/s for 10 s, so it says nothing of 120/s for a
+minute, and its verdict for that target is "not measured", never "met". What a run cannot fail on is not claimed
+for it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ SUSTAINED_PER_S = 120.0
 P99_MS = 2000.0
 SPIKE_PEAK_PER_S = 120.0
 SPIKE_RECOVERY_S = 30.0
+# Both the sustained load and the spike's peak are a minute long in the issue's targets.
+TARGET_SECONDS = 60.0
 RSS_MB = 200.0
 RSS_KINDS = ("web", "worker")
 # The generator sends on a schedule; a rate this close to the one asked for is the one asked for.
@@ -32,6 +35,7 @@ class Load:
     """What one phase of load did, as the targets read it."""
 
     offered_per_s: float
+    seconds: float
     sent_per_s: float
     planned: int
     accepted: int
@@ -41,10 +45,13 @@ class Load:
     recovered_after_s: float | None = None
 
     @classmethod
-    def of(cls, report: LoadReport, *, offered_per_s: float) -> Load:
+    def of(cls, report: LoadReport, *, offered_per_s: float, seconds: float, sent_per_s: float | None = None) -> Load:
+        """``seconds`` at ``offered_per_s``: the sustained load's, or the spike's peak with the rate it was sent
+        at (``sent_per_s``; the report's own is over the whole spike, base and after included)."""
         return cls(
             offered_per_s=offered_per_s,
-            sent_per_s=report.sent_per_s,
+            seconds=seconds,
+            sent_per_s=report.sent_per_s if sent_per_s is None else sent_per_s,
             planned=report.planned,
             accepted=report.accepted,
             unfinished=report.unfinished,
@@ -52,6 +59,14 @@ class Load:
             p99_ms=report.latency.p99_ms,
             recovered_after_s=report.recovered_after_s,
         )
+
+    def reaches(self, rate: float) -> bool:
+        """The load was meant to be ``rate`` for the target's minute."""
+        return self.offered_per_s >= rate and self.seconds >= TARGET_SECONDS
+
+    def sent_at(self, rate: float) -> bool:
+        """The generator kept up with it."""
+        return self.sent_per_s >= SENT_RATE_SHARE * rate
 
     @property
     def all_taken(self) -> bool:
@@ -78,11 +93,10 @@ def _sustained(load: Load) -> Target:
         key="sustained_120_per_s",
         goal=f"≥ {SUSTAINED_PER_S:g} orders/s offered, every one accepted and come to rest",
         verdict=_verdict(
-            measurable=load.offered_per_s >= SUSTAINED_PER_S,
-            met=load.sent_per_s >= SENT_RATE_SHARE * SUSTAINED_PER_S and load.all_taken,
+            measurable=load.reaches(SUSTAINED_PER_S), met=load.sent_at(SUSTAINED_PER_S) and load.all_taken
         ),
-        seen=f"offered {load.offered_per_s:g}/s, sent {load.sent_per_s:.1f}/s, accepted {load.accepted} of "
-        f"{load.planned}, unfinished {load.unfinished}, lost {load.lost}",
+        seen=f"offered {load.offered_per_s:g}/s for {load.seconds:g} s, sent {load.sent_per_s:.1f}/s, "
+        f"accepted {load.accepted} of {load.planned}, unfinished {load.unfinished}, lost {load.lost}",
     )
 
 
@@ -90,9 +104,7 @@ def _latency(load: Load) -> Target:
     return Target(
         key="sustained_p99_2s",
         goal=f"p99 POST → final ≤ {P99_MS / 1000:g} s at ≥ {SUSTAINED_PER_S:g}/s",
-        verdict=_verdict(
-            measurable=load.offered_per_s >= SUSTAINED_PER_S, met=load.all_taken and load.p99_ms <= P99_MS
-        ),
+        verdict=_verdict(measurable=load.reaches(SUSTAINED_PER_S), met=load.all_taken and load.p99_ms <= P99_MS),
         seen=f"p99 {load.p99_ms:,.0f} ms at {load.offered_per_s:g}/s offered",
     )
 
@@ -104,10 +116,13 @@ def _spike(load: Load) -> Target:
         goal=f"a spike to ≥ {SPIKE_PEAK_PER_S:g}/s: nothing lost or stuck, p99 ≤ {P99_MS / 1000:g} s within "
         f"{SPIKE_RECOVERY_S:g} s after it",
         verdict=_verdict(
-            measurable=load.offered_per_s >= SPIKE_PEAK_PER_S,
-            met=load.all_taken and recovered is not None and recovered <= SPIKE_RECOVERY_S,
+            measurable=load.reaches(SPIKE_PEAK_PER_S),
+            met=load.sent_at(SPIKE_PEAK_PER_S)
+            and load.all_taken
+            and recovered is not None
+            and recovered <= SPIKE_RECOVERY_S,
         ),
-        seen=f"peak {load.offered_per_s:g}/s, "
+        seen=f"peak {load.offered_per_s:g}/s for {load.seconds:g} s, sent at {load.sent_per_s:.1f}/s, "
         + ("never back" if recovered is None else f"back after {recovered:g} s")
         + f", accepted {load.accepted} of {load.planned}, unfinished {load.unfinished}, lost {load.lost}",
     )
@@ -118,7 +133,9 @@ def _memory(peak_rss_mb: dict[str, float]) -> Target:
     return Target(
         key="rss_200mb",
         goal=f"web and worker processes each < {RSS_MB:g} MB RSS",
-        verdict=_verdict(measurable=len(seen) == len(RSS_KINDS), met=all(mb < RSS_MB for mb in seen.values())),
+        verdict=Verdict.MISSED
+        if any(mb >= RSS_MB for mb in seen.values())
+        else _verdict(measurable=len(seen) == len(RSS_KINDS), met=True),
         seen=", ".join(f"{kind} {mb:.0f} MB" for kind, mb in seen.items()) or "no sample",
     )
 

@@ -44,6 +44,7 @@ def test_an_order_travels_to_confirmed(platform: Platform, api_caller: ApiCaller
     assert OrdersOutbox.objects.filter(published_at__isnull=True).count() == 0
 
     # The worker counted the saga's message off its region's queue, for the admission gate's drain rate.
+    deadline = time.monotonic() + 10
     while queue_wait(START_SAGA, "eu").taken != 1 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert (queue_wait(START_SAGA, "eu").taken, queue_wait(START_SAGA, "us").taken) == (1, 0)

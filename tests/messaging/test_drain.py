@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import redis
@@ -28,7 +29,7 @@ def test_counts_are_added_to_redis_together_once_the_interval_is_over() -> None:
     assert (taken("saga.eu"), taken("saga.us")) == (3, 1)
 
 
-def test_the_timer_writes_what_was_counted_within_the_interval() -> None:
+def test_the_process_s_own_thread_writes_what_was_counted_within_the_interval() -> None:
     counter = TakenCounter(flush_every_s=0.05)
     counter.count("saga.apac")
     counter.count("saga.apac")
@@ -37,10 +38,28 @@ def test_the_timer_writes_what_was_counted_within_the_interval() -> None:
     while taken("saga.apac") < 2 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert taken("saga.apac") == 2
-    counter.count("saga.apac")  # a new interval, a new timer
+    counter.count("saga.apac")  # the same thread, still running, writes the next interval's
     while taken("saga.apac") < 3 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert taken("saga.apac") == 3
+    assert [t.name for t in threading.enumerate()].count("drain-counts") >= 1
+
+
+def test_counts_from_many_threads_add_up_exactly() -> None:
+    counter = TakenCounter(flush_every_s=60.0)
+
+    def take_many() -> None:
+        for _ in range(1_000):
+            counter.count("saga.eu")
+
+    threads = [threading.Thread(target=take_many) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    counter.flush()
+
+    assert taken("saga.eu") == 8_000
 
 
 def test_counts_that_cannot_be_written_are_dropped_without_failing_the_consumer(monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -56,6 +75,18 @@ def test_counts_that_cannot_be_written_are_dropped_without_failing_the_consumer(
     counter.flush()
 
     assert taken("saga.eu") == 1  # the count of the failed write is gone, the next one is not
+
+
+def test_a_count_that_fails_never_fails_the_consumer(monkeypatch, caplog) -> None:  # type: ignore[no-untyped-def]
+    class Broken(TakenCounter):
+        def count(self, queue: str) -> None:
+            raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(drain, "_COUNTER", Broken())
+
+    message_taken({"routing_key": "saga.eu"})  # does not raise
+
+    assert "could not count a message taken off saga.eu" in caplog.text
 
 
 def test_a_message_is_counted_by_the_queue_it_was_routed_to(monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -81,3 +112,12 @@ def test_a_queue_s_reading_carries_its_taken_count_with_its_length() -> None:
     wait = queues_wait(["saga.eu", "compensation"])
 
     assert (wait.depth, wait.taken, wait.oldest_at) == (1, 42, None)
+
+
+def test_a_broker_that_cannot_be_read_gives_no_count(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    def broker_down() -> None:
+        raise redis.exceptions.ConnectionError("Connection refused")
+
+    monkeypatch.setattr("messaging.queues.redis_client", broker_down)
+
+    assert queues_wait(["saga.eu"]).taken is None  # no reading, rather than a counter at 0

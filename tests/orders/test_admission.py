@@ -204,8 +204,8 @@ def test_a_queue_seen_to_drain_faster_than_assumed_is_read_as_nearer(api_caller:
     assert saga_lag_s()["eu"] == pytest.approx(4.0)  # one reading: no rate measured yet
     assert api_caller.place(order_body("SKU-A", 1, region="eu")).status_code == 503
 
-    taken_off("eu", 180)
-    clock.now += 2.0  # the workers took 90 a second meanwhile
+    taken_off("eu", 270)
+    clock.now += 3.0  # the workers took 90 a second meanwhile
 
     assert saga_lag_s()["eu"] == pytest.approx(120 / 90)
     assert api_caller.place(order_body("SKU-A", 1, region="eu")).status_code == 202
@@ -216,33 +216,37 @@ def test_a_queue_drained_slower_than_the_least_rate_is_read_at_the_least_rate(cl
     for _ in range(60):
         start_saga_waiting("us", waited_s=0)
     saga_lag_s()
-    taken_off("us", 10)
-    clock.now += 2.0  # 5 a second: a queue that ran dry, or a worker going down (whose oldest message ages)
+    taken_off("us", 15)
+    clock.now += 3.0  # 5 a second: a queue that ran dry, or a worker going down (whose oldest message ages)
 
     assert saga_lag_s()["us"] == pytest.approx(2.0)
 
 
 @override_settings(ADMISSION_SAGA_RATE_PER_S=30.0)
-def test_a_counter_that_began_again_is_not_read_as_a_rate(clock) -> None:  # type: ignore[no-untyped-def]
+def test_a_counter_that_began_again_is_measured_again_from_its_new_start(clock) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(90):
+        start_saga_waiting("apac", waited_s=0)
     taken_off("apac", 1_000)
     saga_lag_s()
     redis_client().delete(taken_key("saga.apac"))  # Redis restarted
     taken_off("apac", 5)
-    for _ in range(90):
-        start_saga_waiting("apac", waited_s=0)
-    clock.now += 2.0
+    clock.now += 3.0
 
     assert saga_lag_s()["apac"] == pytest.approx(3.0)  # the least rate, not a negative or a huge one
+    taken_off("apac", 300)
+    clock.now += 3.0
+    assert saga_lag_s()["apac"] == pytest.approx(90 / 100)  # 300 in the 3 s since the new start
 
 
 @override_settings(ADMISSION_DRAIN_WINDOW_S=5.0)
-def test_the_rate_is_read_over_the_last_window_from_a_second_of_readings_on() -> None:
+def test_the_rate_is_read_over_the_last_window_once_readings_span_half_of_it() -> None:
     rates = DrainRates()
 
     assert rates.observe("eu", taken=0, at=0.0) is None
-    assert rates.observe("eu", taken=50, at=0.5) is None  # half a second says too little
-    assert rates.observe("eu", taken=200, at=2.0) == 100.0
-    assert rates.observe("eu", taken=260, at=6.0) == 15.0  # the readings at 0 and 0.5 have left the window
+    assert rates.observe("eu", taken=50, at=0.5) is None
+    assert rates.observe("eu", taken=200, at=2.0) is None  # 2 s: counts added every quarter second could be 2.25 s
+    assert rates.observe("eu", taken=250, at=2.5) == 100.0
+    assert rates.observe("eu", taken=400, at=6.0) == 50.0  # from the reading at 2: those at 0 and 0.5 have left
     assert rates.observe("eu", taken=10, at=6.5) is None  # the counter began again: so does the window
     assert rates.observe("us", taken=7, at=6.5) is None  # each region its own
 

@@ -6,10 +6,13 @@ from dataclasses import replace
 
 from orders.loadgen.targets import Load, Verdict, all_met, targets_judged
 
-FULL = Load(offered_per_s=120, sent_per_s=120.0, planned=7200, accepted=7200, unfinished=0, lost=0, p99_ms=660.0)
+FULL = Load(
+    offered_per_s=120, seconds=60, sent_per_s=120.0, planned=7200, accepted=7200, unfinished=0, lost=0, p99_ms=660.0
+)
 SPIKE = Load(
     offered_per_s=120,
-    sent_per_s=66.0,
+    seconds=60,
+    sent_per_s=120.0,
     planned=7920,
     accepted=7920,
     unfinished=0,
@@ -48,7 +51,7 @@ def test_a_full_run_that_kept_pace_meets_every_target() -> None:
 
 
 def test_a_quick_run_measures_neither_rate_and_so_meets_nothing_it_did_not_measure() -> None:
-    quick = replace(FULL, offered_per_s=30, sent_per_s=30.0, planned=300, accepted=300)
+    quick = replace(FULL, offered_per_s=30, seconds=10, sent_per_s=30.0, planned=300, accepted=300)
     targets = targets_judged(
         sustained=quick, spike=replace(SPIKE, offered_per_s=30), peak_rss_mb=RSS, lost=0, stuck=0, consistent=True
     )
@@ -100,11 +103,26 @@ def test_a_spike_whose_orders_were_refused_for_good_misses_and_says_how_many() -
     ]
 
     assert spike.verdict is Verdict.MISSED
-    assert spike.seen == "peak 120/s, back after 0 s, accepted 7881 of 7920, unfinished 0, lost 0"
+    assert spike.seen == (
+        "peak 120/s for 60 s, sent at 120.0/s, back after 0 s, accepted 7881 of 7920, unfinished 0, lost 0"
+    )
+
+
+def test_a_full_rate_for_too_short_a_time_is_not_the_target_s_minute() -> None:
+    short = replace(FULL, seconds=5, planned=600, accepted=600)
+
+    assert verdicts(sustained=short)["sustained_120_per_s"] is Verdict.NOT_MEASURED
+    assert verdicts(sustained=short)["sustained_p99_2s"] is Verdict.NOT_MEASURED
+    assert verdicts(spike=replace(SPIKE, seconds=10))["spike_recovered_30s"] is Verdict.NOT_MEASURED
+
+
+def test_a_spike_the_generator_could_not_send_at_its_peak_rate_misses() -> None:
+    assert verdicts(spike=replace(SPIKE, sent_per_s=100.0))["spike_recovered_30s"] is Verdict.MISSED
 
 
 def test_memory_and_books() -> None:
     assert verdicts(peak_rss_mb={"web": 200.0, "worker": 90.0})["rss_200mb"] is Verdict.MISSED
     assert verdicts(peak_rss_mb={"web": 90.0})["rss_200mb"] is Verdict.NOT_MEASURED
+    assert verdicts(peak_rss_mb={"web": 250.0})["rss_200mb"] is Verdict.MISSED  # over is over, one sample or two
     assert verdicts(consistent=False)["books_agree"] is Verdict.MISSED
     assert verdicts(stuck=1)["books_agree"] is Verdict.MISSED
