@@ -12,9 +12,10 @@ assumed: before a rate is measured, and while the queue drains slower (a worker
 down, or a queue that ran dry, whose rate is only what arrived). New orders of a
 region are refused while its lag exceeds ``ADMISSION_ORDER_LAG_S``: an order
 accepted into a longer queue could not finish in time, and accepting it would
-only make the queue longer. A relay that is behind does not count: that means the broker is down, and the outbox
-is there to keep accepting orders then; a broker that cannot be read counts as
-no lag, for the same reason. Low-priority reads (stock levels) are refused
+only make the queue longer. A relay that is behind does not count: that means
+the broker is down, and the outbox is there to keep accepting orders then; a
+broker that cannot be read counts as no lag, for the same reason. Low-priority
+reads (stock levels) are refused
 earlier, at ``ADMISSION_READ_LAG_S`` in any region, to leave the web tier to
 orders. Reading an order, cancelling one and carrier events are never shed.
 Each process reads the lag at most every ``ADMISSION_CHECK_EVERY_S``.
