@@ -50,19 +50,20 @@ class FakePaymentGateway:
     KEY_TTL_S = 86_400
 
     def _once(self, idempotency_key: str, decide: Callable[[], GatewayResult]) -> GatewayResult:
+        """The first answer given to ``idempotency_key``, else ``decide()``'s, remembered. One round trip:
+        ``SET NX GET`` stores the answer unless one is there, and returns the one that is."""
         profile = fault_profile(self.name)
         profile.wait()
         memo_key = f"fakegw:{idempotency_key}"
-        remembered = redis_client().get(memo_key)
-        if remembered is not None:
-            return GatewayResult(**json.loads(remembered))
         if profile.times_out():
-            raise GatewayUnavailable(f"{self.name}: timed out")
+            remembered = redis_client().get(memo_key)  # a call made before is answered all the same
+            if remembered is None:
+                raise GatewayUnavailable(f"{self.name}: timed out")
+            return GatewayResult(**json.loads(remembered))
         result = decide()
-        if not redis_client().set(memo_key, json.dumps(asdict(result)), ex=self.KEY_TTL_S, nx=True):
-            # A concurrent call with the same key won: its answer is the answer.
-            result = GatewayResult(**json.loads(redis_client().get(memo_key) or "{}"))
-        return result
+        earlier = redis_client().set(memo_key, json.dumps(asdict(result)), ex=self.KEY_TTL_S, nx=True, get=True)
+        # A call with the same key came first (a retry, a concurrent call): its answer is the answer.
+        return result if earlier is None else GatewayResult(**json.loads(earlier))
 
     def authorize(self, *, idempotency_key: str, token: str, amount_minor: int, currency: str) -> GatewayResult:
         def decide() -> GatewayResult:
