@@ -8,6 +8,7 @@ import time
 import uuid
 from datetime import datetime
 
+import psycopg._queries
 import pytest
 from django.db import OperationalError, connections, transaction
 from django.test import Client
@@ -48,6 +49,36 @@ def test_accepts_an_order_in_one_statement_with_its_saga_message(api_caller: Api
     assert len(placing) == 1
     assert placing[0].startswith('WITH claimed AS (INSERT INTO "orders_idempotencyrecord"')
     assert message.published_at is None
+
+
+def test_an_order_of_many_lines_is_converted_for_the_server_once(
+    api_caller: ApiCaller,
+    stock,
+    monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
+) -> None:
+    """psycopg keeps a statement's placeholders converted only up to a number of parameters; a placement of
+    ten lines (over 80) is kept all the same, so the next POST of ten lines does not convert it again."""
+    skus = [f"SKU-{n}" for n in range(10)]
+    for sku in skus:
+        stock(sku, 10)
+    body = order_body()
+    body["lines"] = [{"sku": sku, "quantity": 1} for sku in skus]
+    api_caller.place(body, key="first")
+    converted: list[bytes] = []
+    uncached = psycopg._queries._query2pg_nocache  # what psycopg calls for a statement it does not keep
+
+    def spy(query: bytes, encoding: str):  # type: ignore[no-untyped-def]
+        converted.append(query)
+        return uncached(query, encoding)
+
+    monkeypatch.setattr(psycopg._queries, "_query2pg_nocache", spy)
+    with statements_sent() as sent:
+        response = api_caller.place(body, key="second")
+
+    assert response.status_code == 202
+    placing = [sql for sql in sent if sql.startswith("WITH claimed AS")]
+    assert len(placing) == 1 and placing[0].count("%s") > 80
+    assert converted == []
 
 
 def test_same_key_same_body_replays_the_first_answer(api_caller: ApiCaller, sku: str) -> None:
