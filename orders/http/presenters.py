@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from orders.models import Order
+from orders.selectors import OrderView
 
 ZERO_DECIMAL_CURRENCIES = frozenset({"JPY", "KRW", "VND", "CLP", "ISK"})
 
@@ -18,8 +18,8 @@ def money(amount_minor: int, currency: str) -> str:
     return f"{sign}{whole}.{cents:02d}"
 
 
-def order_body(order: Order) -> dict[str, Any]:
-    """``order`` as ``orders.selectors.order_for_client`` reads it (with ``line_rows`` and ``history_rows``)."""
+def order_body(order: OrderView) -> dict[str, Any]:
+    """``order`` as ``orders.selectors.order_for_client`` reads it."""
     return {
         "id": str(order.id),
         "state": order.state,
