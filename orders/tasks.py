@@ -42,7 +42,11 @@ def _drive(envelope: Envelope) -> None:
 
 
 @consumer(
-    message_type=START_SAGA, name="orders.start_saga", queue="saga.{region}", max_retries=settings.SAGA_MAX_RETRIES
+    message_type=START_SAGA,
+    name="orders.start_saga",
+    queue="saga.{region}",
+    max_retries=settings.SAGA_MAX_RETRIES,
+    max_batch=settings.SAGA_START_BATCH,
 )
 def start_saga(envelope: Envelope) -> None:
     _drive(envelope)
