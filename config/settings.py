@@ -143,8 +143,7 @@ ADMISSION_ORDER_LAG_S = float(os.environ.get("ADMISSION_ORDER_LAG_S", "1.5"))
 ADMISSION_READ_LAG_S = float(os.environ.get("ADMISSION_READ_LAG_S", "1"))
 ADMISSION_CHECK_EVERY_S = float(os.environ.get("ADMISSION_CHECK_EVERY_S", "0.5"))
 # A region's queue turns into seconds of wait at the rate the workers were seen to take its messages over the last
-# ADMISSION_DRAIN_WINDOW_S (messaging/drain.py), and at least ADMISSION_SAGA_RATE_PER_S sagas a second (that over
-# SAGA_START_BATCH in messages, which carry up to that many orders each; the longest wait it could be): the rate
+# ADMISSION_DRAIN_WINDOW_S (messaging/drain.py), and at least ADMISSION_SAGA_RATE_PER_S sagas a second: the rate
 # assumed before one is measured and while a queue drains slower (a worker down; a queue that ran dry, whose rate
 # is only what arrived). One worker serves the three regions, each taking a share of its rate. As a constant
 # the rate fit one box on one day: at 10 the gate refused orders whose wait would have been under a second (p99
@@ -201,11 +200,6 @@ ORDER_SAGA_DEADLINE_S = int(os.environ.get("ORDER_SAGA_DEADLINE_S", "900"))
 SAGA_STALE_AFTER_S = int(os.environ.get("SAGA_STALE_AFTER_S", "60"))
 # Retries of a paused saga; its deadline, not this, decides when it gives up.
 SAGA_MAX_RETRIES = int(os.environ.get("SAGA_MAX_RETRIES", "30"))
-# StartSaga messages carry up to this many orders: those the relay claimed together for one region (a claim every
-# 50 ms while busy, so one order each at a quiet time). A message's trip through the broker and Celery cost the
-# worker about as much as a third of a saga; the orders of a message run one after the other in one worker thread,
-# each as if it had come alone (messaging/consumers.py). 1: one order per message.
-SAGA_START_BATCH = int(os.environ.get("SAGA_START_BATCH", "4"))
 FRAUD_REVIEW_TIMEOUT_S = int(os.environ.get("FRAUD_REVIEW_TIMEOUT_S", str(24 * 3600)))
 RESERVATION_TTL_S = int(os.environ.get("RESERVATION_TTL_S", "1800"))
 ORDER_MAX_WAIT_S = 10.0

@@ -6,14 +6,6 @@
 - a transient error is retried with exponential backoff and jitter, up to
   ``max_retries``; a permanent error, or retries exhausted, becomes a dead
   letter at once.
-
-With ``max_batch`` above 1 the relay may put several envelopes in one message
-(those it claimed together, for one queue): a message and its trip through
-the broker and Celery cost the worker more than a short handler does. Each
-envelope is handled as if it had come alone, in turn, with its own context,
-outcome and dead letter; those that fail for now go out again together, in one
-message, once the others are done. For a handler that is not held up by the
-ones before it in the message: a saga run, not a slow batch job.
 """
 
 from __future__ import annotations
@@ -27,7 +19,6 @@ from celery import Task
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, connections, transaction
 from kombu.exceptions import OperationalError as BrokerError
-from pydantic import ValidationError
 
 from config.celery import app as celery_app
 from messaging.context import bound, envelope_context
@@ -87,10 +78,8 @@ def consumer(
     inbox: type[InboxMessage] | None = None,
     max_retries: int | None = None,
     on_give_up: GiveUpHandler | None = None,
-    max_batch: int = 1,
 ) -> Callable[[Handler], Task]:
-    """Make ``handler(envelope)`` the consumer ``name`` of ``message_type``, fed up to ``max_batch`` envelopes
-    per message (see the module's docstring).
+    """Make ``handler(envelope)`` the consumer ``name`` of ``message_type``.
 
     Without an ``inbox`` the handler must be idempotent by itself (the saga is,
     by order and step). ``on_give_up(envelope, error)`` runs after the message
@@ -99,13 +88,9 @@ def consumer(
     limit = settings.MESSAGING_MAX_RETRIES if max_retries is None else max_retries
 
     def decorator(handler: Handler) -> Task:
-        def run(task: Task, envelope_data: dict[str, Any] | list[dict[str, Any]]) -> str | list[str]:
+        def run(task: Task, envelope_data: dict[str, Any]) -> str:
             message_taken(task.request.delivery_info)
-            if isinstance(envelope_data, list):
-                return run_batch(task, envelope_data)
-            return run_one(task, Envelope.model_validate(envelope_data), batched=False)
-
-        def run_one(task: Task, envelope: Envelope, *, batched: bool) -> str:
+            envelope = Envelope.model_validate(envelope_data)
             with (
                 bound(**envelope_context(envelope, name), attempt=task.request.retries + 1),
                 span(
@@ -115,38 +100,9 @@ def consumer(
                     message_id=str(envelope.message_id),
                 ),
             ):
-                return consume(task, envelope, batched=batched)
+                return consume(task, envelope)
 
-        def run_batch(task: Task, items: list[dict[str, Any]]) -> list[str]:
-            outcomes: list[str] = []
-            again: list[dict[str, Any]] = []
-            past_limit = False
-            for item in items:
-                try:
-                    envelope = Envelope.model_validate(item)
-                except ValidationError as exc:  # cannot have come from a relay: logged whole, the rest go on
-                    log.error(
-                        "consumer %s: left out an envelope that does not parse: %s", name, exc, extra={"raw": item}
-                    )
-                    outcomes.append("invalid")
-                    continue
-                try:
-                    outcomes.append(run_one(task, envelope, batched=True))
-                except RetryLater as later:
-                    again.append(item)
-                    past_limit |= later.past_limit
-                    outcomes.append("retried")
-            if again:
-                # Every envelope sent again failed as often as this message was tried, so the message's count
-                # of retries is each one's.
-                raise task.retry(
-                    args=[again],
-                    countdown=retry_countdown(task.request.retries),
-                    max_retries=None if past_limit else limit,
-                )
-            return outcomes
-
-        def consume(task: Task, envelope: Envelope, *, batched: bool) -> str:
+        def consume(task: Task, envelope: Envelope) -> str:
             attempt = task.request.retries + 1
             try:
                 if inbox is None:
@@ -158,17 +114,15 @@ def consumer(
                 if isinstance(exc, OperationalError | InterfaceError):
                     connections.close_all()  # reconnect on the retry instead of reusing a broken session
                 if task.request.retries >= limit:
-                    give_up_or_retry(task, envelope, name, queue, exc, on_give_up, batched=batched)
+                    give_up_or_retry(task, envelope, name, queue, exc, on_give_up)
                     return "dead_lettered"
                 CONSUMER_OUTCOMES.labels(consumer=name, outcome="retried").inc()
                 log.warning(
                     "consumer %s: transient failure on %s (attempt %d): %s", name, envelope.message_id, attempt, exc
                 )
-                if batched:
-                    raise RetryLater(past_limit=False) from exc
                 raise task.retry(exc=exc, countdown=retry_countdown(task.request.retries), max_retries=limit) from exc
             except Exception as exc:  # noqa: BLE001 - anything else is permanent for this message
-                give_up_or_retry(task, envelope, name, queue, exc, on_give_up, batched=batched)
+                give_up_or_retry(task, envelope, name, queue, exc, on_give_up)
                 return "dead_lettered"
             if not applied:
                 CONSUMER_OUTCOMES.labels(consumer=name, outcome="duplicate").inc()
@@ -184,41 +138,20 @@ def consumer(
         run.__name__ = handler.__name__
         run.__doc__ = handler.__doc__
         task = celery_app.task(name=name, bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=limit)(run)
-        subscribe(
-            Subscription(
-                message_type=message_type, task_name=name, queue=queue, batch=max_batch if max_batch > 1 else 0
-            )
-        )
+        subscribe(Subscription(message_type=message_type, task_name=name, queue=queue))
         return task
 
     return decorator
 
 
-class RetryLater(Exception):
-    """An envelope of a message of several is to be sent again (``past_limit``: beyond the retry limit)."""
-
-    def __init__(self, *, past_limit: bool) -> None:
-        super().__init__("to be sent again")
-        self.past_limit = past_limit
-
-
 def give_up_or_retry(
-    task: Task,
-    envelope: Envelope,
-    name: str,
-    queue: str,
-    exc: BaseException,
-    on_give_up: GiveUpHandler | None,
-    *,
-    batched: bool = False,
+    task: Task, envelope: Envelope, name: str, queue: str, exc: BaseException, on_give_up: GiveUpHandler | None
 ) -> None:
     """``give_up``; should the dead-letter store refuse, send the message again later, past the retry limit:
     raised into Celery, the error would be acknowledged (its default for late acks) and the message lost."""
     try:
         give_up(envelope, name, queue, exc, task.request.retries + 1, on_give_up)
     except DatabaseError as refused:
-        if batched:
-            raise RetryLater(past_limit=True) from refused
         raise task.retry(exc=refused, countdown=retry_countdown(task.request.retries), max_retries=None) from refused
 
 

@@ -66,9 +66,6 @@ def _created_at(raw: bytes) -> datetime | None:
         if message.get("properties", {}).get("body_encoding") == "base64":
             body = base64.b64decode(body)
         args, _kwargs, _embed = json.loads(body)
-        carried = args[0]
-        # A message of several envelopes (a batch): the first is the oldest, as the relay claims them in order.
-        first = carried[0] if isinstance(carried, list) else carried
-        return datetime.fromisoformat(first["created_at"])
+        return datetime.fromisoformat(args[0]["created_at"])
     except (ValueError, KeyError, IndexError, TypeError):
         return None

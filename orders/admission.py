@@ -7,11 +7,9 @@ when orders arrive much faster than they are served: by the time the oldest has
 waited 10 s, minutes of work may be queued behind it). The drain rate is
 measured: the workers count what they take off each queue (messaging/drain.py),
 and each process reads the region's count with its queue, over the last
-``ADMISSION_DRAIN_WINDOW_S``; both count messages, which carry up to
-``SAGA_START_BATCH`` orders each. ``ADMISSION_SAGA_RATE_PER_S`` is the least
-rate assumed, in sagas (so that over the batch in messages): before a rate is
-measured, and while the queue drains slower (a worker down, or a queue that ran
-dry, whose rate is only what arrived). New orders of a
+``ADMISSION_DRAIN_WINDOW_S``. ``ADMISSION_SAGA_RATE_PER_S`` is the least rate
+assumed: before a rate is measured, and while the queue drains slower (a worker
+down, or a queue that ran dry, whose rate is only what arrived). New orders of a
 region are refused while its lag exceeds ``ADMISSION_ORDER_LAG_S``: an order
 accepted into a longer queue could not finish in time, and accepting it would
 only make the queue longer. A relay that is behind does not count: that means
@@ -121,16 +119,9 @@ def _measure_lag() -> dict[str, float]:
         oldest = waiting.oldest_at
         waited = max(0.0, (wall - oldest).total_seconds()) if oldest is not None else 0.0
         measured = None if waiting.taken is None else _rates.observe(region, taken=waiting.taken, at=read_at)
-        to_drain = waiting.depth / max(measured or 0.0, least_message_rate())
+        to_drain = waiting.depth / max(measured or 0.0, settings.ADMISSION_SAGA_RATE_PER_S)
         lag[region] = max(waited, to_drain)
     return lag
-
-
-def least_message_rate() -> float:
-    """The least rate at which a queue's messages are assumed to drain: ``ADMISSION_SAGA_RATE_PER_S`` sagas a
-    second, in messages that may each carry ``SAGA_START_BATCH`` of them (the fewest messages that many sagas
-    make, so the longest wait)."""
-    return settings.ADMISSION_SAGA_RATE_PER_S / max(1, settings.SAGA_START_BATCH)
 
 
 def forget_lag() -> None:

@@ -42,11 +42,7 @@ def _drive(envelope: Envelope) -> None:
 
 
 @consumer(
-    message_type=START_SAGA,
-    name="orders.start_saga",
-    queue="saga.{region}",
-    max_retries=settings.SAGA_MAX_RETRIES,
-    max_batch=settings.SAGA_START_BATCH,
+    message_type=START_SAGA, name="orders.start_saga", queue="saga.{region}", max_retries=settings.SAGA_MAX_RETRIES
 )
 def start_saga(envelope: Envelope) -> None:
     _drive(envelope)

@@ -24,7 +24,7 @@ from orders.loadgen.isolation import (
 )
 from orders.loadgen.mix import OrderFactory, OrderMix
 from orders.loadgen.observer import MAX_ORDERS_PER_GET, PollPolicy
-from orders.loadgen.pgstats import DatabaseActivity, database_activity, saga_messages_taken
+from orders.loadgen.pgstats import DatabaseActivity, database_activity
 from orders.loadgen.processes import Platform, Topology
 from orders.loadgen.profiles import CPU, Profiler
 from orders.loadgen.progress import live_progress
@@ -90,7 +90,6 @@ class Measured:
     cpu: CpuUsage
     database: DatabaseActivity
     accepted_ids: list[str]
-    saga_messages: int = 0
 
     def per_order(self, seconds: float) -> float:
         return seconds / self.report.finished if self.report.finished else 0.0
@@ -135,7 +134,7 @@ class Session:
         factory = OrderFactory(
             mix=self.plan.mix, catalogue=default_catalogue(), run_id=f"{self.run_id}-{name}", seed=seed
         )
-        before, activity, messages = self.monitor.snapshot(), database_activity(), saga_messages_taken()
+        before, activity = self.monitor.snapshot(), database_activity()
         with live_progress(self.console, name) as progress:
             load = run_load(
                 plan,
@@ -148,13 +147,13 @@ class Session:
             result = asyncio.run(load)
         after = self.monitor.snapshot()
         time.sleep(STATS_FLUSH_S)
-        activity, messages = database_activity() - activity, saga_messages_taken() - messages
+        activity = database_activity() - activity
         accepted = [r.order_id for r in result.records if r.order_id is not None]
         report, cpu = build_report(result), cpu_between(before, after)
         if show:
             self.console.print(load_table(report, f"{name}: {report.planned} orders"))
-            self.console.print(costs_table(f"{name}: costs", cpu, activity, report.finished, messages))
-        return Measured(name, report, cpu, activity, accepted, messages)
+            self.console.print(costs_table(f"{name}: costs", cpu, activity, report.finished))
+        return Measured(name, report, cpu, activity, accepted)
 
     def reference(self) -> tuple[ReferenceResult, CpuUsage]:
         before = self.monitor.snapshot()

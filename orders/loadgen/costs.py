@@ -54,18 +54,11 @@ def database_text(database: DatabaseActivity, finished: int) -> str:
     )
 
 
-def costs_table(
-    title: str, cpu: CpuUsage, database: DatabaseActivity, finished: int, saga_messages: int | None = None
-) -> Table:
+def costs_table(title: str, cpu: CpuUsage, database: DatabaseActivity, finished: int) -> Table:
     table = Table(title=title, show_header=False, title_justify="left")
     table.add_column("measure", style="bold")
     table.add_column("value")
     table.add_row("CPU per order", cpu_text(cpu, finished))
     table.add_row("other CPU", other_cpu_text(cpu))
     table.add_row("PostgreSQL per order", database_text(database, finished))
-    if saga_messages is not None and finished:
-        table.add_row(
-            "saga messages per order",
-            f"{saga_messages / finished:.2f} (StartSaga messages carry up to SAGA_START_BATCH orders claimed together)",
-        )
     return table

@@ -1,15 +1,10 @@
-"""What PostgreSQL counted for the benchmark's database: sessions opened, commits, rows written; and what the
-saga workers took off their queues."""
+"""What PostgreSQL counted for the benchmark's database: sessions opened, commits, rows written."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.db import connections
-
-from messaging.api import queue_wait
-from orders.contracts import START_SAGA
 
 QUERY = (
     "SELECT sessions, xact_commit, xact_rollback, tup_inserted + tup_updated + tup_deleted "
@@ -50,9 +45,3 @@ def database_activity() -> DatabaseActivity:
         cursor.execute(QUERY)
         row = cursor.fetchone()
     return DatabaseActivity(*(int(value or 0) for value in row)) if row else DatabaseActivity()
-
-
-def saga_messages_taken() -> int:
-    """Messages the workers have taken off the regions' saga queues so far (their counters, messaging/drain.py):
-    StartSagas, each carrying one order or several, and the rare resumes."""
-    return sum(queue_wait(START_SAGA, region).taken or 0 for region in settings.REGIONS)

@@ -71,24 +71,3 @@ def test_prefer_wait_returns_the_outcome(platform: Platform, api_caller: ApiCall
     assert response.status_code == 200
     assert response.json()["state"] == "confirmed"
     assert elapsed < 5
-
-
-def test_orders_the_relay_claims_together_ride_in_shared_messages(
-    platform: Platform, api_caller: ApiCaller, stock
-) -> None:  # type: ignore[no-untyped-def]
-    stock("SKU-1", 20)
-    Platform.stop(platform.relay)  # the orders wait in the outbox, to be claimed together
-    order_ids = [api_caller.place(order_body("SKU-1", 1, customer=f"cust-{n}")).json()["id"] for n in range(6)]
-    time.sleep(0.5)  # the worker's counts of earlier tests' messages are flushed by now (every 0.25 s)
-    taken_before = queue_wait(START_SAGA, "eu").taken or 0
-
-    platform.start_relay()
-
-    assert [wait_for_state(order_id) for order_id in order_ids] == ["confirmed"] * 6, platform.logs("worker")
-    # Six StartSagas of one region in one claim: two messages, of four and two (SAGA_START_BATCH).
-    deadline = time.monotonic() + 10
-    while (queue_wait(START_SAGA, "eu").taken or 0) - taken_before < 2 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.5)  # a third message would be counted by now
-    assert (queue_wait(START_SAGA, "eu").taken or 0) - taken_before == 2
-    assert stock_of("SKU-1") == (14, 0, 14, 6)

@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import timedelta
 
 import redis
-from django.utils import timezone
 
 from messaging import drain
 from messaging.api import redis_client
 from messaging.drain import TakenCounter, message_taken, taken_key
-from messaging.publisher import publish_batch
 from messaging.queues import queues_wait
-from tests.messaging.helpers import probe_envelope
-from tests.probe.tasks import NUDGE
 
 
 def taken(queue: str) -> int:
@@ -126,12 +121,3 @@ def test_a_broker_that_cannot_be_read_gives_no_count(monkeypatch) -> None:  # ty
     monkeypatch.setattr("messaging.queues.redis_client", broker_down)
 
     assert queues_wait(["saga.eu"]).taken is None  # no reading, rather than a counter at 0
-
-
-def test_a_waiting_message_of_several_envelopes_is_as_old_as_its_first() -> None:
-    oldest, newer = timezone.now() - timedelta(seconds=7), timezone.now() - timedelta(seconds=2)
-    envelopes = [probe_envelope(NUDGE, key) for key in ("a", "b")]
-    envelopes[0]["created_at"], envelopes[1]["created_at"] = oldest.isoformat(), newer.isoformat()
-    publish_batch(task_name="probe.nudge", queue="saga.apac", envelopes=envelopes)
-
-    assert queues_wait(["saga.apac"]).oldest_at == oldest

@@ -147,7 +147,7 @@ def test_when_every_region_is_behind_orders_are_refused_before_anything_is_read(
     assert 20 <= int(unauthenticated["Retry-After"]) <= 22
 
 
-@override_settings(ADMISSION_SAGA_RATE_PER_S=10.0, SAGA_START_BATCH=1)
+@override_settings(ADMISSION_SAGA_RATE_PER_S=10.0)
 def test_a_long_queue_of_fresh_orders_counts_as_behind(api_caller: ApiCaller, stock) -> None:  # type: ignore[no-untyped-def]
     stock("SKU-A", 10)
     for _ in range(120):  # 12 s of work at 10 sagas/s, none of it old yet
@@ -196,7 +196,7 @@ def taken_off(region: str, messages: int) -> None:
     redis_client().incrby(taken_key(f"saga.{region}"), messages)
 
 
-@override_settings(ADMISSION_ORDER_LAG_S=3.0, ADMISSION_SAGA_RATE_PER_S=30.0, SAGA_START_BATCH=1)
+@override_settings(ADMISSION_ORDER_LAG_S=3.0, ADMISSION_SAGA_RATE_PER_S=30.0)
 def test_a_queue_seen_to_drain_faster_than_assumed_is_read_as_nearer(api_caller: ApiCaller, stock, clock) -> None:  # type: ignore[no-untyped-def]
     stock("SKU-A", 10)
     for _ in range(120):  # 4 s of work at the 30/s assumed, none of it old yet
@@ -211,7 +211,7 @@ def test_a_queue_seen_to_drain_faster_than_assumed_is_read_as_nearer(api_caller:
     assert api_caller.place(order_body("SKU-A", 1, region="eu")).status_code == 202
 
 
-@override_settings(ADMISSION_SAGA_RATE_PER_S=30.0, SAGA_START_BATCH=1)
+@override_settings(ADMISSION_SAGA_RATE_PER_S=30.0)
 def test_a_queue_drained_slower_than_the_least_rate_is_read_at_the_least_rate(clock) -> None:  # type: ignore[no-untyped-def]
     for _ in range(60):
         start_saga_waiting("us", waited_s=0)
@@ -222,7 +222,7 @@ def test_a_queue_drained_slower_than_the_least_rate_is_read_at_the_least_rate(cl
     assert saga_lag_s()["us"] == pytest.approx(2.0)
 
 
-@override_settings(ADMISSION_SAGA_RATE_PER_S=30.0, SAGA_START_BATCH=1)
+@override_settings(ADMISSION_SAGA_RATE_PER_S=30.0)
 def test_a_counter_that_began_again_is_measured_again_from_its_new_start(clock) -> None:  # type: ignore[no-untyped-def]
     for _ in range(90):
         start_saga_waiting("apac", waited_s=0)
@@ -259,11 +259,3 @@ def test_an_order_refused_just_over_the_threshold_is_asked_back_after_a_second(a
     refused = api_caller.place(order_body("SKU-A", 1, region="apac"))
 
     assert (refused.status_code, refused["Retry-After"]) == (503, "1")
-
-
-@override_settings(ADMISSION_SAGA_RATE_PER_S=30.0, SAGA_START_BATCH=4)
-def test_the_least_rate_is_counted_in_messages_of_as_many_sagas_as_one_may_carry() -> None:
-    for _ in range(30):  # 30 messages: up to 120 sagas
-        start_saga_waiting("eu", waited_s=0)
-
-    assert saga_lag_s()["eu"] == pytest.approx(4.0)  # 120 sagas at 30 a second, not 30 messages at 30

@@ -39,17 +39,3 @@ def apply_tallies(envelopes: list[Envelope]) -> None:
         if envelope.payload.get("flaky") and redis_client().decr(FLAKY_KEY) >= 0:
             raise TransientError(f"probe: {envelope.aggregate_id} unavailable for now")
         ProbeEffect.objects.create(message_id=envelope.message_id, key=envelope.aggregate_id)
-
-
-NUDGE = "probe.Nudge"
-
-
-@consumer(message_type=NUDGE, name="probe.nudge", queue="events", inbox=ProbeInbox, max_retries=2, max_batch=4)
-def apply_nudge(envelope: Envelope) -> None:
-    """Fed up to four envelopes per message, each handled alone: ``flaky`` fails for now while ``FLAKY_KEY``
-    counts down, ``poison`` always."""
-    if envelope.payload.get("poison"):
-        raise ValueError(f"probe: cannot apply {envelope.aggregate_id}")
-    if envelope.payload.get("flaky") and redis_client().decr(FLAKY_KEY) >= 0:
-        raise TransientError(f"probe: {envelope.aggregate_id} unavailable for now")
-    ProbeEffect.objects.create(message_id=envelope.message_id, key=envelope.aggregate_id)
