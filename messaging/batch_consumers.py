@@ -36,7 +36,7 @@ from messaging.dead_letters import dead_letter_retry_succeeded
 from messaging.drain import message_taken
 from messaging.metrics import CONSUMER_OUTCOMES
 from messaging.models import InboxMessage
-from messaging.retries import retry_countdown
+from messaging.retries import NO_RETRY_LIMIT, retry_countdown
 from messaging.subscriptions import Subscription, subscribe
 from messaging.tracing import span
 
@@ -182,7 +182,7 @@ def batch_consumer(
                         args=[_wire([*envelopes[position:], *(then or [])])],
                         exc=refused,
                         countdown=retry_countdown(task.request.retries),
-                        max_retries=None,
+                        max_retries=NO_RETRY_LIMIT,
                     ) from refused
 
         def outcome(envelopes: list[Envelope], *, applied: list[Envelope], dead: list[Envelope]) -> dict[str, int]:

@@ -27,7 +27,7 @@ from messaging.dead_letters import dead_letter_record, dead_letter_retry_succeed
 from messaging.drain import message_taken
 from messaging.metrics import CONSUMER_OUTCOMES
 from messaging.models import InboxMessage
-from messaging.retries import retry_countdown
+from messaging.retries import NO_RETRY_LIMIT, retry_countdown
 from messaging.subscriptions import Subscription, subscribe
 from messaging.tracing import span
 
@@ -152,7 +152,9 @@ def give_up_or_retry(
     try:
         give_up(envelope, name, queue, exc, task.request.retries + 1, on_give_up)
     except DatabaseError as refused:
-        raise task.retry(exc=refused, countdown=retry_countdown(task.request.retries), max_retries=None) from refused
+        raise task.retry(
+            exc=refused, countdown=retry_countdown(task.request.retries), max_retries=NO_RETRY_LIMIT
+        ) from refused
 
 
 def give_up(

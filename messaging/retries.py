@@ -4,8 +4,13 @@ the broker's visibility timeout (Redis would otherwise deliver it twice)."""
 from __future__ import annotations
 
 import random
+import sys
 
 from django.conf import settings
+
+# ``Task.retry(max_retries=...)`` for a message sent again past its retry limit: Celery reads ``None`` as the
+# task's own limit, not as none, and past it raises instead of sending (the message would be acknowledged and lost).
+NO_RETRY_LIMIT = sys.maxsize
 
 # Keep a margin so that a message scheduled at the limit is still acknowledged
 # before Redis considers it lost.

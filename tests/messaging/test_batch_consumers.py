@@ -212,3 +212,24 @@ def test_a_dead_letter_store_that_refuses_loses_no_envelope(monkeypatch: pytest.
     assert [letter.envelope["aggregate_id"] for letter in DeadLetter.objects.all()] == ["bad"]
     # The batch and each alone (the store refused "bad"'s letter), then the retry: both, and each alone.
     assert _handler_calls() == [2, 1, 2, 1, 1]
+
+
+def test_a_dead_letter_store_that_refuses_after_the_last_retry_loses_no_envelope(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from messaging import batch_consumers
+
+    real_give_up, refusals = batch_consumers.give_up, [1]
+
+    def refusing_once(*args: object) -> None:
+        if refusals:
+            refusals.pop()
+            raise DatabaseError("dead-letter store unreachable")
+        real_give_up(*args)
+
+    monkeypatch.setattr(batch_consumers, "give_up", refusing_once)
+    redis_client().set(FAIL_KEY, "transient")
+
+    apply_tallies.apply(args=[[tally("late")]], retries=2)  # its last retry (max_retries=2)
+
+    assert [(letter.envelope["aggregate_id"], letter.attempts) for letter in DeadLetter.objects.all()] == [("late", 4)]

@@ -126,3 +126,25 @@ def test_no_countdown_may_reach_the_visibility_timeout() -> None:
     with pytest.raises(CountdownTooLong):
         bounded_countdown(600)
     assert bounded_countdown(539) == 539
+
+
+def test_a_dead_letter_store_that_refuses_after_the_last_retry_still_gets_the_message_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past the retry limit the message is sent again all the same: acknowledged without a letter, it would be
+    lost (Celery reads ``max_retries=None`` as the task's own limit, not as none)."""
+    real_record, refusals = consumers.dead_letter_record, [1]
+
+    def refusing_once(**fields: object) -> object:
+        if refusals:
+            refusals.pop()
+            raise DatabaseError("dead-letter store unreachable")
+        return real_record(**fields)
+
+    monkeypatch.setattr(consumers, "dead_letter_record", refusing_once)
+    redis_client().set(FAIL_KEY, "transient")
+
+    apply_ping.apply(args=[ping_envelope("order-10")], retries=3)  # its last retry (max_retries=3)
+
+    letter = DeadLetter.objects.get()
+    assert (letter.envelope["aggregate_id"], letter.attempts) == ("order-10", 5)
