@@ -28,7 +28,7 @@ from messaging.drain import message_taken
 from messaging.metrics import CONSUMER_OUTCOMES
 from messaging.models import InboxMessage
 from messaging.retries import NO_RETRY_LIMIT, retry_countdown
-from messaging.subscriptions import Subscription, subscribe
+from messaging.subscriptions import Subscription, queue_for, subscribe
 from messaging.tracing import span
 
 log = logging.getLogger("messaging.consumer")
@@ -163,7 +163,9 @@ def give_up(
     CONSUMER_OUTCOMES.labels(consumer=name, outcome="dead_lettered").inc()
     log.error("consumer %s: dead-lettering %s after %d attempt(s): %r", name, envelope.message_id, attempts, exc)
     try:
-        dead_letter_record(envelope=envelope, consumer=name, queue=queue, error=exc, attempts=attempts)
+        dead_letter_record(
+            envelope=envelope, consumer=name, queue=queue_for(queue, envelope.region), error=exc, attempts=attempts
+        )
     except DatabaseError:
         # Without the dead-letter store the message must not be acknowledged as done: the caller sends it again.
         log.exception("consumer %s: could not store dead letter for %s", name, envelope.message_id)

@@ -11,6 +11,7 @@ from django.utils import timezone
 from messaging.contracts import DeadLetterSummary, Envelope
 from messaging.models import DeadLetter, DeadLetterAction, DeadLetterStatus
 from messaging.publisher import publish_to
+from messaging.subscriptions import queue_for
 
 ALIAS = "messaging"
 
@@ -87,7 +88,8 @@ def dead_letter_retry(*, letter_id: int, actor: str, reason: str = "") -> DeadLe
     )
     envelope = dict(letter.envelope)
     envelope["headers"] = {**envelope.get("headers", {}), "dead_letter_retry": letter.pk}
-    publish_to(task_name=letter.consumer, queue=letter.queue, envelope=envelope)
+    # Letters recorded before their queue was resolved hold its template (``saga.{region}``).
+    publish_to(task_name=letter.consumer, queue=queue_for(letter.queue, envelope.get("region", "")), envelope=envelope)
     return letter
 
 

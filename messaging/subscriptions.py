@@ -15,7 +15,12 @@ class Subscription:
     batch: int = 0  # a batch consumer's most envelopes per message; 0: one envelope per message
 
     def queue_for(self, region: str) -> str:
-        return self.queue.format(region=region or "eu")
+        return queue_for(self.queue, region)
+
+
+def queue_for(queue: str, region: str) -> str:
+    """The queue a message of ``region`` goes to, for a consumer whose queue may name ``{region}``."""
+    return queue.format(region=region or "eu")
 
 
 _BY_TYPE: dict[str, list[Subscription]] = {}

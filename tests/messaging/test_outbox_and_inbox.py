@@ -9,11 +9,20 @@ from django.db import DatabaseError, transaction
 from django.test import override_settings
 
 from messaging import consumers
-from messaging.api import OutboxMessage, drain_batch, outbox_append, redis_client
+from messaging.api import (
+    Envelope,
+    OutboxMessage,
+    TransientError,
+    dead_letter_retry,
+    drain_batch,
+    outbox_append,
+    redis_client,
+)
+from messaging.consumers import give_up
 from messaging.models import DeadLetter
 from messaging.outbox import OutboxOutsideTransaction
 from messaging.retries import CountdownTooLong, bounded_countdown, max_countdown_s, retry_countdown
-from tests.messaging.helpers import add_pings, ping_envelope
+from tests.messaging.helpers import add_pings, ping_envelope, probe_envelope
 from tests.probe.models import ProbeEffect, ProbeOutbox
 from tests.probe.tasks import FAIL_KEY, PING, apply_ping
 
@@ -148,3 +157,22 @@ def test_a_dead_letter_store_that_refuses_after_the_last_retry_still_gets_the_me
 
     letter = DeadLetter.objects.get()
     assert (letter.envelope["aggregate_id"], letter.attempts) == ("order-10", 5)
+
+
+def test_a_dead_letter_of_a_regional_queue_is_sent_again_to_its_region_s_queue() -> None:
+    """The saga's consumers name their queue ``saga.{region}``: the letter keeps the queue the message came
+    from, and a retry goes there, where a worker takes it."""
+    envelope = Envelope.model_validate({**probe_envelope(PING, "order-1"), "region": "us"})
+    give_up(envelope, "orders.start_saga", "saga.{region}", TransientError("gateway down"), 31, None)
+    letter = DeadLetter.objects.get()
+    redis_client().delete("saga.us")
+
+    dead_letter_retry(letter_id=letter.pk, actor="ops")
+
+    assert letter.queue == "saga.us"
+    assert redis_client().llen("saga.us") == 1
+    # A letter recorded with the template, before the queue was resolved, goes there too.
+    DeadLetter.objects.filter(pk=letter.pk).update(queue="saga.{region}")
+    dead_letter_retry(letter_id=letter.pk, actor="ops")
+    assert redis_client().llen("saga.us") == 2
+    assert not redis_client().exists("saga.{region}")
