@@ -36,10 +36,12 @@ from django.db.backends.postgresql import base
 # placement, one statement of an order, its lines, its history row and its message, has 56 with three lines:
 # converted again for every POST (60 µs here). Its shapes are few (one per number of lines); the cache stays
 # 128 entries of at most 4 KB of text each.
+# A private setting of the pinned psycopg: should a release drop it, statements are converted as psycopg decides.
 CACHED_STATEMENT_PARAMS = 200
-psycopg._queries.MAX_CACHED_STATEMENT_PARAMS = max(
-    psycopg._queries.MAX_CACHED_STATEMENT_PARAMS, CACHED_STATEMENT_PARAMS
-)
+if isinstance(getattr(psycopg._queries, "MAX_CACHED_STATEMENT_PARAMS", None), int):
+    psycopg._queries.MAX_CACHED_STATEMENT_PARAMS = max(
+        psycopg._queries.MAX_CACHED_STATEMENT_PARAMS, CACHED_STATEMENT_PARAMS
+    )
 
 
 class DatabaseWrapper(base.DatabaseWrapper):

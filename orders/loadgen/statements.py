@@ -22,8 +22,9 @@ from django.db import connections
 
 from config.database import ALL_ALIASES
 from orders.loadgen.catalogue import Catalogue, seed_stock
+from orders.models import ApiClient
 from orders.saga import saga_run
-from orders.services.clients import api_client_create
+from orders.services.clients import api_client_create, api_client_rotate
 from orders.services.placement import OrderRequest, order_place
 
 # After a statement's answer the backend may still be at work (statistics, cleanup); a short pause lets it
@@ -31,6 +32,7 @@ from orders.services.placement import OrderRequest, order_place
 SETTLE_S = 0.0003
 SQL_SHOWN = 90
 PLACE = "place"
+COSTS_CLIENT = "statement-costs"
 SAGA = "saga"
 
 
@@ -67,11 +69,23 @@ class CostReport:
 
 
 def backend_cpu_ns(pid: int) -> int | None:
-    """A local process's CPU time so far, in ns (``None`` when it is not on this machine or not readable)."""
+    """A PostgreSQL backend's CPU time so far, in ns: ``None`` unless process ``pid`` of this machine is a
+    ``postgres`` one (a server elsewhere, or in a container with its own process ids, is not measured)."""
     try:
+        if Path(f"/proc/{pid}/comm").read_text().strip() != "postgres":
+            return None
         return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return None
+
+
+def _costs_client() -> uuid.UUID:
+    """The client the measured orders are placed for: one, kept from run to run (its token is never used)."""
+    try:
+        client, _ = api_client_rotate(name=COSTS_CLIENT)
+    except ApiClient.DoesNotExist:
+        client, _ = api_client_create(name=COSTS_CLIENT)
+    return client.id
 
 
 def _backend_pids() -> dict[str, int]:
@@ -128,12 +142,12 @@ def statement_costs(*, catalogue: Catalogue, orders: int, lines: int = 2, warm_u
     """Place ``orders`` orders of ``lines`` lines and drive each to rest, measuring every statement (after
     ``warm_up`` orders not measured: connections opened, statements prepared)."""
     seed_stock(catalogue)
-    client, _ = api_client_create(name=f"statement-costs-{uuid.uuid4().hex[:8]}")
+    client_id = _costs_client()
     pids = _backend_pids()
     report = CostReport(orders=orders, server_measured=all(backend_cpu_ns(pid) is not None for pid in pids.values()))
     for n in range(warm_up):
         placed = order_place(
-            client_id=client.id,
+            client_id=client_id,
             idempotency_key=str(uuid.uuid4()),
             request=_request(catalogue, lines, n),
             correlation_id="",
@@ -144,7 +158,7 @@ def statement_costs(*, catalogue: Catalogue, orders: int, lines: int = 2, warm_u
         for n in range(orders):
             part = PLACE
             placed = order_place(
-                client_id=client.id,
+                client_id=client_id,
                 idempotency_key=str(uuid.uuid4()),
                 request=_request(catalogue, lines, n),
                 correlation_id="",

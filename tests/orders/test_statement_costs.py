@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,8 @@ from django.core.management import CommandError, call_command
 from django.test import override_settings
 
 from orders.loadgen.catalogue import default_catalogue
-from orders.loadgen.statements import PLACE, SAGA, backend_cpu_ns, statement_costs
+from orders.loadgen.statements import COSTS_CLIENT, PLACE, SAGA, backend_cpu_ns, statement_costs
+from orders.models import ApiClient, Order
 
 
 def test_every_statement_of_an_order_is_counted_once_per_order_and_timed() -> None:
@@ -36,8 +38,17 @@ def test_every_statement_of_an_order_is_counted_once_per_order_and_timed() -> No
     assert report.per_order()[0].server_ns == max(c.server_ns for c in report.costs.values())
 
 
-def test_a_process_not_on_this_machine_has_no_cpu_to_read() -> None:
-    assert backend_cpu_ns(2**22 + 12345) is None
+def test_only_a_postgres_process_of_this_machine_is_read() -> None:
+    assert backend_cpu_ns(2**22 + 12345) is None  # no such process here
+    assert backend_cpu_ns(os.getpid()) is None  # a process, but not a PostgreSQL backend
+
+
+def test_runs_place_their_orders_for_one_client_kept_from_run_to_run() -> None:
+    for _ in range(2):
+        statement_costs(catalogue=default_catalogue("COSTTEST"), orders=1, warm_up=0)
+
+    (client,) = ApiClient.objects.filter(name=COSTS_CLIENT)
+    assert Order.objects.filter(client_id=client.id).count() == 2
 
 
 def test_the_command_prints_a_table_and_writes_the_figures(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
