@@ -71,3 +71,32 @@ def test_a_call_that_loses_the_race_answers_what_the_winner_stored() -> None:
 
     assert winner.approved
     assert loser == winner
+
+
+class CountingRedis:
+    """The Redis client, counting the commands sent through it."""
+
+    def __init__(self) -> None:
+        self.commands: list[str] = []
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        command = getattr(redis_client(), name)
+
+        def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+            self.commands.append(name)
+            return command(*args, **kwargs)
+
+        return counted
+
+
+def test_a_call_costs_one_round_trip_to_its_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    counting = CountingRedis()
+    monkeypatch.setattr("payments.gateway.redis_client", lambda: counting)
+    gateway = FakePaymentGateway()
+    key = f"{uuid.uuid4()}:authorize"
+
+    first = _authorize(gateway, key)
+    again = _authorize(gateway, key)
+
+    assert again == first
+    assert counting.commands == ["set", "set"]
