@@ -4,7 +4,8 @@ import time
 import uuid
 from collections.abc import Callable
 
-from django.db import transaction
+import pytest
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from messaging.api import outbox_append
@@ -92,3 +93,16 @@ def eventually(check: Callable[[], bool], timeout: float = 20.0, interval: float
             return
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s")
+
+
+def refuse_once(monkeypatch: pytest.MonkeyPatch, module: object, name: str) -> None:
+    """Make ``module.name`` (a way into the dead-letter store) fail once, as an unreachable store does, then work."""
+    real, refusals = getattr(module, name), [1]
+
+    def refusing_once(*args: object, **kwargs: object) -> object:
+        if refusals:
+            refusals.pop()
+            raise DatabaseError("dead-letter store unreachable")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, refusing_once)

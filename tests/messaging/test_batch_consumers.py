@@ -8,7 +8,6 @@ import json
 import psycopg
 import pytest
 from django.conf import settings
-from django.db import DatabaseError
 from django.test import override_settings
 
 from messaging.api import dead_letter_retry, redis_client
@@ -18,7 +17,7 @@ from messaging.outbox import NOTIFY_CHANNEL
 from messaging.publisher import publish_envelopes
 from messaging.relay import Relay, _dsn, outbox_backlog, schema_of
 from orders.contracts import ORDER_CONFIRMED, START_SAGA
-from tests.messaging.helpers import Clock, probe_envelope, write_row
+from tests.messaging.helpers import Clock, probe_envelope, refuse_once, write_row
 from tests.probe.models import ProbeEffect, ProbeOutbox
 from tests.probe.tasks import FAIL_KEY, FLAKY_KEY, PING, TALLY, TALLY_BATCHES_KEY, apply_tallies
 
@@ -195,15 +194,7 @@ def test_a_type_fed_one_message_at_a_time_keeps_the_bounded_release_rate() -> No
 def test_a_dead_letter_store_that_refuses_loses_no_envelope(monkeypatch: pytest.MonkeyPatch) -> None:
     from messaging import batch_consumers
 
-    real_give_up, refusals = batch_consumers.give_up, [1]
-
-    def refusing_once(*args: object) -> None:
-        if refusals:
-            refusals.pop()
-            raise DatabaseError("dead-letter store unreachable")
-        real_give_up(*args)
-
-    monkeypatch.setattr(batch_consumers, "give_up", refusing_once)
+    refuse_once(monkeypatch, batch_consumers, "give_up")
     batch = [tally("bad", poison=True), tally("after")]
 
     apply_tallies.apply(args=[batch])
@@ -219,15 +210,7 @@ def test_a_dead_letter_store_that_refuses_after_the_last_retry_loses_no_envelope
 ) -> None:
     from messaging import batch_consumers
 
-    real_give_up, refusals = batch_consumers.give_up, [1]
-
-    def refusing_once(*args: object) -> None:
-        if refusals:
-            refusals.pop()
-            raise DatabaseError("dead-letter store unreachable")
-        real_give_up(*args)
-
-    monkeypatch.setattr(batch_consumers, "give_up", refusing_once)
+    refuse_once(monkeypatch, batch_consumers, "give_up")
     redis_client().set(FAIL_KEY, "transient")
 
     apply_tallies.apply(args=[[tally("late")]], retries=2)  # its last retry (max_retries=2)

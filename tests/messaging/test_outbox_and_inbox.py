@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from django.db import DatabaseError, transaction
+from django.db import transaction
 from django.test import override_settings
 
 from messaging import consumers
@@ -22,7 +22,7 @@ from messaging.consumers import give_up
 from messaging.models import DeadLetter
 from messaging.outbox import OutboxOutsideTransaction
 from messaging.retries import CountdownTooLong, bounded_countdown, max_countdown_s, retry_countdown
-from tests.messaging.helpers import add_pings, ping_envelope, probe_envelope
+from tests.messaging.helpers import add_pings, ping_envelope, probe_envelope, refuse_once
 from tests.probe.models import ProbeEffect, ProbeOutbox
 from tests.probe.tasks import FAIL_KEY, PING, apply_ping
 
@@ -95,15 +95,7 @@ def test_a_permanent_failure_dead_letters_at_once() -> None:
 
 
 def test_a_dead_letter_store_that_refuses_gets_the_message_again(monkeypatch: pytest.MonkeyPatch) -> None:
-    real_record, refusals = consumers.dead_letter_record, [1]
-
-    def refusing_once(**fields: object) -> object:
-        if refusals:
-            refusals.pop()
-            raise DatabaseError("dead-letter store unreachable")
-        return real_record(**fields)
-
-    monkeypatch.setattr(consumers, "dead_letter_record", refusing_once)
+    refuse_once(monkeypatch, consumers, "dead_letter_record")
     redis_client().set(FAIL_KEY, "permanent")
 
     assert apply_ping.apply(args=[ping_envelope("order-9")]).get() == "dead_lettered"
@@ -142,15 +134,7 @@ def test_a_dead_letter_store_that_refuses_after_the_last_retry_still_gets_the_me
 ) -> None:
     """Past the retry limit the message is sent again all the same: acknowledged without a letter, it would be
     lost (Celery reads ``max_retries=None`` as the task's own limit, not as none)."""
-    real_record, refusals = consumers.dead_letter_record, [1]
-
-    def refusing_once(**fields: object) -> object:
-        if refusals:
-            refusals.pop()
-            raise DatabaseError("dead-letter store unreachable")
-        return real_record(**fields)
-
-    monkeypatch.setattr(consumers, "dead_letter_record", refusing_once)
+    refuse_once(monkeypatch, consumers, "dead_letter_record")
     redis_client().set(FAIL_KEY, "transient")
 
     apply_ping.apply(args=[ping_envelope("order-10")], retries=3)  # its last retry (max_retries=3)
