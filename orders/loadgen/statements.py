@@ -57,23 +57,42 @@ class CostReport:
         """The statements, costliest on the server first (on the client, without server figures)."""
         return sorted(self.costs.values(), key=lambda c: (-c.server_ns, -c.client_ns))
 
+    def each_order(self, cost: StatementCost) -> tuple[float, float, float]:
+        """``cost`` per order: statements, client µs, server µs."""
+        n = max(self.orders, 1)
+        return cost.calls / n, cost.client_ns / n / 1000, cost.server_ns / n / 1000
+
     def totals_us(self, part: str | None = None) -> tuple[float, float, float]:
         """Statements, client µs and server µs per order (of ``part`` only, when given)."""
         chosen = [c for c in self.costs.values() if part is None or c.part == part]
-        n = max(self.orders, 1)
-        return (
-            sum(c.calls for c in chosen) / n,
-            sum(c.client_ns for c in chosen) / n / 1000,
-            sum(c.server_ns for c in chosen) / n / 1000,
+        total = StatementCost(
+            alias="",
+            sql="",
+            part=part or "",
+            calls=sum(c.calls for c in chosen),
+            client_ns=sum(c.client_ns for c in chosen),
+            server_ns=sum(c.server_ns for c in chosen),
         )
+        return self.each_order(total)
+
+
+def is_local_backend(pid: int) -> bool:
+    """Whether process ``pid`` of this machine is a PostgreSQL one (a server elsewhere, or in a container with its
+    own process ids, is not measured)."""
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip() == "postgres"
+    except OSError:
+        return False
 
 
 def backend_cpu_ns(pid: int) -> int | None:
     """A PostgreSQL backend's CPU time so far, in ns: ``None`` unless process ``pid`` of this machine is a
-    ``postgres`` one (a server elsewhere, or in a container with its own process ids, is not measured)."""
+    ``postgres`` one."""
+    return _cpu_ns(pid) if is_local_backend(pid) else None
+
+
+def _cpu_ns(pid: int) -> int | None:
     try:
-        if Path(f"/proc/{pid}/comm").read_text().strip() != "postgres":
-            return None
         return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return None
@@ -103,7 +122,7 @@ def _timed(report: CostReport, pids: dict[str, int], part: Callable[[], str]) ->
         pid = pids[alias]
 
         def spy(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
-            server_before = backend_cpu_ns(pid) if report.server_measured else None
+            server_before = _cpu_ns(pid) if report.server_measured else None
             client_before = time.thread_time_ns()
             try:
                 return execute(sql, params, many, context)
@@ -115,7 +134,7 @@ def _timed(report: CostReport, pids: dict[str, int], part: Callable[[], str]) ->
                 cost.client_ns += client
                 if server_before is not None:
                     time.sleep(SETTLE_S)
-                    cost.server_ns += (backend_cpu_ns(pid) or server_before) - server_before
+                    cost.server_ns += (_cpu_ns(pid) or server_before) - server_before
 
         return spy
 
@@ -144,25 +163,21 @@ def statement_costs(*, catalogue: Catalogue, orders: int, lines: int = 2, warm_u
     seed_stock(catalogue)
     client_id = _costs_client()
     pids = _backend_pids()
-    report = CostReport(orders=orders, server_measured=all(backend_cpu_ns(pid) is not None for pid in pids.values()))
+    report = CostReport(orders=orders, server_measured=all(is_local_backend(pid) for pid in pids.values()))
+
+    def place(n: int) -> uuid.UUID:
+        request = _request(catalogue, lines, n)
+        return order_place(
+            client_id=client_id, idempotency_key=str(uuid.uuid4()), request=request, correlation_id=""
+        ).order_id
+
     for n in range(warm_up):
-        placed = order_place(
-            client_id=client_id,
-            idempotency_key=str(uuid.uuid4()),
-            request=_request(catalogue, lines, n),
-            correlation_id="",
-        )
-        saga_run(order_id=placed.order_id)
+        saga_run(order_id=place(n))
     part = PLACE
     with _timed(report, pids, lambda: part):
         for n in range(orders):
             part = PLACE
-            placed = order_place(
-                client_id=client_id,
-                idempotency_key=str(uuid.uuid4()),
-                request=_request(catalogue, lines, n),
-                correlation_id="",
-            )
+            order_id = place(n)
             part = SAGA
-            report.outcomes[saga_run(order_id=placed.order_id)] += 1
+            report.outcomes[saga_run(order_id=order_id)] += 1
     return report

@@ -11,21 +11,19 @@ from rich.table import Table
 
 from orders.loadgen.catalogue import default_catalogue
 from orders.loadgen.progress import output_console
-from orders.loadgen.statements import PLACE, SAGA, CostReport, statement_costs
+from orders.loadgen.statements import PLACE, SAGA, CostReport, StatementCost, statement_costs
 
 FAKES = ("payments.gateway.FakePaymentGateway", "shipping.carrier.FakeCarrier")
 
 
 def _table(report: CostReport) -> Table:
-    n = max(report.orders, 1)
     table = Table(title=f"Statements per order ({report.orders} orders, driven one after the other)")
     for column in ("part", "alias", "per order", "server µs", "client µs", "statement"):
         table.add_column(column, justify="right" if "µs" in column or column == "per order" else "left")
     for cost in report.per_order():
-        server = f"{cost.server_ns / n / 1000:.0f}" if report.server_measured else "—"
-        table.add_row(
-            cost.part, cost.alias, f"{cost.calls / n:.2f}", server, f"{cost.client_ns / n / 1000:.0f}", cost.sql
-        )
+        calls, client, server = report.each_order(cost)
+        shown = f"{server:.0f}" if report.server_measured else "—"
+        table.add_row(cost.part, cost.alias, f"{calls:.2f}", shown, f"{client:.0f}", cost.sql)
     for part in (PLACE, SAGA, None):
         statements, client, server = report.totals_us(part)
         shown = f"{server:.0f}" if report.server_measured else "—"
@@ -41,17 +39,19 @@ def _figures(report: CostReport) -> dict[str, Any]:
         "statements_per_order": round(statements, 2),
         "client_us_per_order": round(client, 1),
         "server_us_per_order": round(server, 1) if report.server_measured else None,
-        "statements": [
-            {
-                "part": c.part,
-                "alias": c.alias,
-                "sql": c.sql,
-                "per_order": round(c.calls / max(report.orders, 1), 2),
-                "client_us": round(c.client_ns / max(report.orders, 1) / 1000, 1),
-                "server_us": round(c.server_ns / max(report.orders, 1) / 1000, 1) if report.server_measured else None,
-            }
-            for c in report.per_order()
-        ],
+        "statements": [_statement(report, c) for c in report.per_order()],
+    }
+
+
+def _statement(report: CostReport, cost: StatementCost) -> dict[str, Any]:
+    calls, client, server = report.each_order(cost)
+    return {
+        "part": cost.part,
+        "alias": cost.alias,
+        "sql": cost.sql,
+        "per_order": round(calls, 2),
+        "client_us": round(client, 1),
+        "server_us": round(server, 1) if report.server_measured else None,
     }
 
 
