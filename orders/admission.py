@@ -134,33 +134,26 @@ def forget_lag() -> None:
 
 def admit_orders_somewhere() -> None:
     """Refuse at once when every region is too far behind (the request's region need not be read)."""
-    lag = min(saga_lag_s().values(), default=0.0)
-    if lag > settings.ADMISSION_ORDER_LAG_S:
-        REQUESTS_SHED.labels(route="place_order").inc()
-        raise Overloaded(
-            f"orders are {lag:.0f}s behind in every region; try again later",
-            _retry_after(lag, settings.ADMISSION_ORDER_LAG_S),
-        )
+    lag, threshold = min(saga_lag_s().values(), default=0.0), settings.ADMISSION_ORDER_LAG_S
+    if lag > threshold:
+        _refuse(lag, threshold, "place_order", f"orders are {lag:.0f}s behind in every region; try again later")
 
 
 def admit_order(region: str) -> None:
-    lag = saga_lag_s().get(region, 0.0)
-    if lag > settings.ADMISSION_ORDER_LAG_S:
-        REQUESTS_SHED.labels(route="place_order").inc()
-        raise Overloaded(
-            f"orders in {region} are {lag:.0f}s behind; try again later",
-            _retry_after(lag, settings.ADMISSION_ORDER_LAG_S),
-        )
+    lag, threshold = saga_lag_s().get(region, 0.0), settings.ADMISSION_ORDER_LAG_S
+    if lag > threshold:
+        _refuse(lag, threshold, "place_order", f"orders in {region} are {lag:.0f}s behind; try again later")
 
 
 def admit_read(route: str) -> None:
-    lag = max(saga_lag_s().values(), default=0.0)
-    if lag > settings.ADMISSION_READ_LAG_S:
-        REQUESTS_SHED.labels(route=route).inc()
-        raise Overloaded(
-            f"the platform is {lag:.0f}s behind; reads of this kind are paused",
-            _retry_after(lag, settings.ADMISSION_READ_LAG_S),
-        )
+    lag, threshold = max(saga_lag_s().values(), default=0.0), settings.ADMISSION_READ_LAG_S
+    if lag > threshold:
+        _refuse(lag, threshold, route, f"the platform is {lag:.0f}s behind; reads of this kind are paused")
+
+
+def _refuse(lag: float, threshold: float, route: str, why: str) -> None:
+    REQUESTS_SHED.labels(route=route).inc()
+    raise Overloaded(why, _retry_after(lag, threshold))
 
 
 def _retry_after(lag: float, threshold: float) -> int:
