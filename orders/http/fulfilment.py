@@ -6,7 +6,8 @@ import uuid
 from typing import Literal
 
 from django.http import HttpRequest
-from ninja import Router, Schema, Status
+from ninja import Router, Status
+from pydantic import BaseModel
 
 from orders.http.auth import ClientToken, StaffSession
 from orders.http.schemas import ErrorOut
@@ -16,11 +17,11 @@ from shipping.api import record_fulfilment_event
 router = Router(tags=["shipping"], auth=[ClientToken(frozenset({ClientRole.CARRIER})), StaffSession()])
 
 
-class FulfilmentEventIn(Schema):
+class FulfilmentEventIn(BaseModel):
     event: Literal["shipped", "delivered"]
 
 
-class ShipmentOut(Schema):
+class ShipmentOut(BaseModel):
     shipment_id: str
     order_id: str
     status: str
