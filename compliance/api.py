@@ -8,12 +8,18 @@ from compliance import services
 from compliance.contracts import TaxQuote
 
 
-def screen_order(*, order_id: uuid.UUID, region: str, shipping_country: str) -> None:
-    services.screening_create(order_id=order_id, region=region, shipping_country=shipping_country)
-
-
-def assess_tax(*, order_id: uuid.UUID, region: str, taxable_minor: int, currency: str) -> TaxQuote:
-    t = services.tax_assess(order_id=order_id, region=region, taxable_minor=taxable_minor, currency=currency)
+def clear_order(
+    *, order_id: uuid.UUID, region: str, shipping_country: str, taxable_minor: int, currency: str
+) -> TaxQuote:
+    """Screen the order's destination (``DestinationDenied`` if it may not go there) and quote its tax; once per
+    order, a repeated call answers as the first did."""
+    t = services.clearance_create(
+        order_id=order_id,
+        region=region,
+        shipping_country=shipping_country,
+        taxable_minor=taxable_minor,
+        currency=currency,
+    )
     return TaxQuote(
         order_id=str(t.order_id),
         region=t.region,

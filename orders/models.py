@@ -37,7 +37,7 @@ class Region(models.TextChoices):
     APAC = "apac", "Asia-Pacific"
 
 
-RESERVATION_STEPS = ("screen", "assess_fraud", "reserve_stock", "compute_tax", "authorize_payment")
+RESERVATION_STEPS = ("clear_compliance", "assess_fraud", "reserve_stock", "authorize_payment")
 CONFIRMATION_STEPS = ("commit_stock", "capture_payment", "create_shipment")
 
 

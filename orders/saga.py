@@ -2,7 +2,7 @@
 
 One run drives an order as far as it can go now:
 
-    reservation:  screen → assess_fraud → reserve_stock → compute_tax → authorize_payment
+    reservation:  clear_compliance → assess_fraud → reserve_stock → authorize_payment
     confirmation: commit_stock → capture_payment → create_shipment → confirmed
     compensation: undo completed steps in reverse order → rejected / cancelled
 
@@ -32,7 +32,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 from django_fsm import ConcurrentTransition
 
-from compliance.api import assess_tax, screen_order
+from compliance.api import clear_order
 from fraud.api import assess_order
 from fraud.contracts import Decision, FraudRejected
 from inventory.api import commit_stock, release_stock, reserve_stock, return_stock
@@ -80,9 +80,17 @@ class Step:
     third_party: bool = False
 
 
-def _screen(order: Order, _first_run: bool) -> dict:
-    screen_order(order_id=order.id, region=order.region, shipping_country=order.shipping_country)
-    return {}
+def _clear(order: Order, _first_run: bool) -> dict:
+    """The destination's screening and the tax, in one call: the tax depends only on the region and the
+    subtotal, both fixed when the order was placed, so it need not wait for the stock."""
+    quote = clear_order(
+        order_id=order.id,
+        region=order.region,
+        shipping_country=order.shipping_country,
+        taxable_minor=order.subtotal_minor,
+        currency=order.currency,
+    )
+    return {"tax_minor": quote.tax_minor}
 
 
 def _assess_fraud(order: Order, _first_run: bool) -> dict:
@@ -105,13 +113,6 @@ def _reserve(order: Order, _first_run: bool) -> dict:
     lines = [LineRequest(sku=sku, quantity=quantity) for sku, quantity in order.line_pairs]  # read by _driving
     reserve_stock(order_id=order.id, lines=lines, ttl=timedelta(seconds=settings.RESERVATION_TTL_S))
     return {}
-
-
-def _tax(order: Order, _first_run: bool) -> dict:
-    quote = assess_tax(
-        order_id=order.id, region=order.region, taxable_minor=order.subtotal_minor, currency=order.currency
-    )
-    return {"tax_minor": quote.tax_minor}
 
 
 def _authorize(order: Order, first_run: bool) -> dict:
@@ -141,10 +142,9 @@ def _ship(order: Order, first_run: bool) -> dict:
 
 
 RESERVATION = (
-    Step("screen", _screen),
+    Step("clear_compliance", _clear),
     Step("assess_fraud", _assess_fraud),
     Step("reserve_stock", _reserve, undo=lambda o: release_stock(order_id=o.id)),
-    Step("compute_tax", _tax),
     Step("authorize_payment", _authorize, undo=lambda o: void_payment(order_id=o.id), third_party=True),
 )
 CONFIRMATION = (

@@ -47,7 +47,7 @@ def _values(obj: object, model: type) -> dict[str, object]:
 
 
 def test_rows_read_without_the_orm_equal_the_orm_s() -> None:
-    order = Order.objects.create(**_values(_order(completed_steps=["screen"]), Order))
+    order = Order.objects.create(**_values(_order(completed_steps=["clear_compliance"]), Order))
     OrderLine.objects.bulk_create([OrderLine(order=order, sku=f"S{n}", quantity=n, unit_price_minor=7) for n in (2, 1)])
 
     (mine,) = rows_where(Order, id=order.id)
@@ -135,14 +135,19 @@ def test_an_update_changes_only_the_rows_that_match_and_says_how_many() -> None:
     moved = update_where(
         Order,
         where={"id": order.id, "state": "pending", "version": 0},
-        values={"version": 1, "completed_steps": ["screen", "assess_fraud"], "updated_at": later, "tax_minor": 19},
+        values={
+            "version": 1,
+            "completed_steps": ["clear_compliance", "assess_fraud"],
+            "updated_at": later,
+            "tax_minor": 19,
+        },
     )
 
     assert (stale, moved) == (0, 1)
     stored = Order.objects.get(pk=order.id)
     assert (stored.version, stored.completed_steps, stored.updated_at, stored.tax_minor) == (
         1,
-        ["screen", "assess_fraud"],
+        ["clear_compliance", "assess_fraud"],
         later,
         19,
     )
@@ -185,7 +190,7 @@ def test_a_collection_filter_matches_any_of_its_values_in_one_statement_shape() 
 
 
 def test_rows_of_a_statement_of_one_s_own_read_as_the_orm_s_with_extra_columns() -> None:
-    order = Order.objects.create(**_values(_order(completed_steps=["screen"]), Order))
+    order = Order.objects.create(**_values(_order(completed_steps=["clear_compliance"]), Order))
     sql = f'SELECT {model_columns(Order)}, 41 + 1, ARRAY[%s] FROM "orders_order" WHERE "id" = %s'
 
     (mine,) = rows_of(Order, sql, ["x", order.id], extra=("answer", "tags"))
@@ -210,7 +215,7 @@ def test_rows_are_inserted_with_an_update_only_when_it_changed_a_row_in_one_stat
         moved = update_where_then_insert(
             Order,
             where={"id": order.id, "state": "pending", "version": 0},
-            values={"state": "reserved", "version": 1, "completed_steps": ["screen"]},
+            values={"state": "reserved", "version": 1, "completed_steps": ["clear_compliance"]},
             rows=history("first"),
         )
         stale = update_where_then_insert(
@@ -222,7 +227,7 @@ def test_rows_are_inserted_with_an_update_only_when_it_changed_a_row_in_one_stat
 
     assert (moved, stale) == (True, False)
     stored = Order.objects.get(pk=order.id)
-    assert (stored.state, stored.version, stored.completed_steps) == ("reserved", 1, ["screen"])
+    assert (stored.state, stored.version, stored.completed_steps) == ("reserved", 1, ["clear_compliance"])
     assert list(OrderHistory.objects.filter(order=order).order_by("id").values_list("to_state", "reason", "actor")) == [
         ("reserving", "first", "system"),
         ("reserved", "first", "system"),

@@ -343,7 +343,7 @@ def test_a_phase_s_steps_are_recorded_by_the_transition_that_ends_it(place) -> N
 
 @pytest.mark.parametrize(
     ("cancelled_during", "not_called"),
-    [("compute_tax", "authorize"), ("commit_stock", "capture"), ("capture_payment", "create_label")],
+    [("reserve_stock", "authorize"), ("commit_stock", "capture"), ("capture_payment", "create_label")],
 )
 def test_an_order_cancelled_mid_phase_gets_no_further_third_party_call(  # type: ignore[no-untyped-def]
     place, api_caller: ApiCaller, cancelled_during: str, not_called: str
