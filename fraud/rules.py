@@ -1,13 +1,20 @@
-"""Local risk rules: each adds points and a reason; the total decides."""
+"""Local risk rules: each adds points and a reason; the total decides.
+
+The customer's recent orders count only through ``HIGH_VELOCITY_AT`` (at or above it, or not), so an
+assessment can be scored on both sides of it before the count is read, and the count read in the statement
+that records the assessment (``outcomes``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django.conf import settings
 
+from fraud.contracts import Decision
+
 REVIEW_AT = 50
 REJECT_AT = 90
+HIGH_VELOCITY_AT = 20  # orders of one customer in the velocity window, this one not counted
 
 
 @dataclass(frozen=True)
@@ -18,6 +25,13 @@ class Facts:
     recent_orders_of_customer: int
 
 
+@dataclass(frozen=True)
+class Outcome:
+    score: int
+    decision: Decision
+    reasons: list[str]
+
+
 def score(facts: Facts) -> tuple[int, list[str]]:
     points, reasons = 0, []
     if facts.amount_minor >= 1_000_000:
@@ -26,6 +40,19 @@ def score(facts: Facts) -> tuple[int, list[str]]:
         points, reasons = points + 30, [*reasons, "large_amount"]
     if facts.shipping_country not in settings.REGION_COUNTRIES.get(facts.region, []):
         points, reasons = points + 30, [*reasons, "country_outside_region"]
-    if facts.recent_orders_of_customer >= 20:
+    if facts.recent_orders_of_customer >= HIGH_VELOCITY_AT:
         points, reasons = points + 50, [*reasons, "high_velocity"]
     return min(points, 100), reasons
+
+
+def outcome(facts: Facts) -> Outcome:
+    points, reasons = score(facts)
+    decision = Decision.REJECT if points >= REJECT_AT else Decision.REVIEW if points >= REVIEW_AT else Decision.APPROVE
+    return Outcome(score=points, decision=decision, reasons=reasons)
+
+
+def outcomes(facts: Facts) -> tuple[Outcome, Outcome]:
+    """The outcome below ``HIGH_VELOCITY_AT`` recent orders and at it (``facts``' own count is not read)."""
+    return outcome(replace(facts, recent_orders_of_customer=0)), outcome(
+        replace(facts, recent_orders_of_customer=HIGH_VELOCITY_AT)
+    )
