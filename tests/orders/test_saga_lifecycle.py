@@ -14,12 +14,13 @@ from django.contrib.auth.models import Permission
 from django.db import DataError, connections
 from django.utils import timezone
 
+from compliance.models import TaxAssessment
 from inventory.services import reservation_commit, reservations_expire
 from messaging.api import BusinessError, TransientError, redis_client, set_fault_profile
 from messaging.publisher import publish_to
 from messaging.relay import envelope_of
 from orders import saga
-from orders.models import Order, OrderHistory, OrdersOutbox
+from orders.models import CONFIRMATION_STEPS, Order, OrderHistory, OrdersOutbox
 from orders.saga import SagaBusy, saga_compensate, saga_escalate, saga_run
 from orders.services.interventions import (
     NotPermitted,
@@ -439,3 +440,46 @@ def _libpq_params() -> dict[str, str]:
         "host": settings_dict["HOST"],
         "port": settings_dict["PORT"],
     }
+
+
+# --- orders in flight when screening and tax became one step (clear_compliance) ----------------------------
+
+
+def _as_the_old_steps_left_it(order_id: uuid.UUID, *, steps: list[str], taxed: bool) -> None:
+    """Rewrite an order's record as the steps ``screen`` … ``compute_tax`` left it: the old names, and without
+    the tax unless ``compute_tax`` had run."""
+    Order.objects.filter(pk=order_id).update(completed_steps=steps, **({} if taxed else {"tax_minor": 0}))
+    if not taxed:
+        TaxAssessment.objects.filter(order_id=order_id).delete()
+
+
+@pytest.mark.parametrize(
+    "steps",
+    [["screen", "assess_fraud", "reserve_stock"], ["screen", "assess_fraud", "reserve_stock", "compute_tax"]],
+)
+def test_an_order_paused_under_the_old_step_names_is_captured_with_its_tax(place, steps: list[str]) -> None:  # type: ignore[no-untyped-def]
+    order_id = place()  # 2 x 100.00 in eu: 40.00 of tax
+    set_fault_profile("payment_gateway", timeout_rate=1.0)
+    with pytest.raises(TransientError):
+        saga_run(order_id=order_id)
+    set_fault_profile("payment_gateway")
+    _as_the_old_steps_left_it(order_id, steps=steps, taxed="compute_tax" in steps)
+
+    assert saga_run(order_id=order_id) == "confirmed"
+
+    order = Order.objects.get(pk=order_id)
+    assert (order.tax_minor, view(order_id).captured_minor) == (4_000, 24_000)
+    assert TaxAssessment.objects.get(order_id=order_id).tax_minor == 4_000
+    assert order.completed_steps == [*steps, "clear_compliance", "authorize_payment", *CONFIRMATION_STEPS]
+
+
+def test_an_order_held_for_review_under_the_old_step_names_is_taxed_once_approved(place, staff) -> None:  # type: ignore[no-untyped-def]
+    order_id = place(country="US", quantity=1)  # outside the region
+    Order.objects.filter(pk=order_id).update(subtotal_minor=300_000)  # and large → review
+    assert saga_run(order_id=order_id) == "on_hold"
+    _as_the_old_steps_left_it(order_id, steps=["screen"], taxed=False)
+
+    order_review_approve(order_id=order_id, user=staff)
+    assert saga_run(order_id=order_id) == "confirmed"
+
+    assert (Order.objects.get(pk=order_id).tax_minor, view(order_id).captured_minor) == (60_000, 360_000)
