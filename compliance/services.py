@@ -4,10 +4,13 @@ import uuid
 from typing import Any
 
 from django.conf import settings
+from django.db import IntegrityError, connections, router
 
 from compliance.contracts import DestinationDenied
 from compliance.models import Screening, TaxAssessment
 from messaging.api import claim_then_insert, create_once
+
+ALIAS = router.db_for_write(Screening)
 
 
 def clearance_create(
@@ -15,15 +18,23 @@ def clearance_create(
 ) -> TaxAssessment:
     """Screen an order's destination and assess its tax, once each; a repeated call gives the first verdict and
     the first assessment. A first call writes both records in one statement (no round trip and commit of its
-    own for the tax). A repeated call, a denied destination, or an order screened before the tax was assessed
-    with the screening (its tax not assessed yet) takes each record on its own."""
+    own for the tax), and the assessment it returns carries no primary key. A repeated call, a denied
+    destination, or an order screened before the tax was assessed with the screening (its tax not assessed
+    yet) takes each record on its own."""
     verdict = _verdict(region=region, shipping_country=shipping_country)
     if verdict["passed"]:
         assessment = TaxAssessment(
             order_id=order_id, **_tax(region=region, taxable_minor=taxable_minor, currency=currency)
         )
-        if claim_then_insert(Screening(order_id=order_id, **verdict), [assessment]):
-            return assessment
+        try:
+            if claim_then_insert(Screening(order_id=order_id, **verdict), [assessment]):
+                return assessment
+        except IntegrityError:
+            # A tax assessment without its screening, which only a hand-made row can be: the statement wrote
+            # nothing, and each record on its own keeps the assessment there is. Inside a transaction the
+            # failed statement has spoiled it: let the error say so.
+            if connections[ALIAS].in_atomic_block:
+                raise
     screening_create(order_id=order_id, region=region, shipping_country=shipping_country)
     return tax_assess(order_id=order_id, region=region, taxable_minor=taxable_minor, currency=currency)
 

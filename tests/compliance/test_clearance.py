@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from django.db import router
+from django.db import IntegrityError, router, transaction
 
 from compliance.api import clear_order
 from compliance.contracts import DestinationDenied
@@ -81,3 +81,28 @@ def test_an_order_screened_before_its_tax_was_assessed_gets_its_tax() -> None:
     assert _clear(order_id, subtotal=5_000) == 1_000
     assert TaxAssessment.objects.get(order_id=order_id).tax_minor == 1_000
     assert Screening.objects.filter(order_id=order_id).count() == 1
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_a_tax_assessment_found_without_its_screening_is_kept_and_the_order_screened() -> None:
+    """Only a hand-made row can be one: the one statement fails on the tax's key, and writes nothing."""
+    order_id = uuid.uuid4()
+    TaxAssessment.objects.create(
+        order_id=order_id, region="eu", rate_bp=2_000, taxable_minor=5_000, tax_minor=1_000, currency="EUR"
+    )
+
+    assert _clear(order_id, subtotal=7_000) == 1_000
+
+    assert Screening.objects.get(order_id=order_id).passed is True
+    assert TaxAssessment.objects.filter(order_id=order_id).count() == 1
+
+
+def test_inside_a_transaction_a_tax_assessment_without_its_screening_is_an_error() -> None:
+    """The failed statement spoils the transaction: the error is raised, not hidden by the fallback."""
+    order_id = uuid.uuid4()
+    TaxAssessment.objects.create(
+        order_id=order_id, region="eu", rate_bp=2_000, taxable_minor=5_000, tax_minor=1_000, currency="EUR"
+    )
+
+    with pytest.raises(IntegrityError), transaction.atomic(using=ALIAS):
+        _clear(order_id)
