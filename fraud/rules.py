@@ -51,8 +51,9 @@ def outcome(facts: Facts) -> Outcome:
     return Outcome(score=points, decision=decision, reasons=reasons)
 
 
-def outcomes(facts: Facts) -> tuple[Outcome, Outcome]:
-    """The outcome below ``HIGH_VELOCITY_AT`` recent orders and at it (``facts``' own count is not read)."""
-    return outcome(replace(facts, recent_orders_of_customer=0)), outcome(
-        replace(facts, recent_orders_of_customer=HIGH_VELOCITY_AT)
+def outcomes(*, amount_minor: int, region: str, shipping_country: str) -> tuple[Outcome, Outcome]:
+    """An order's outcome with fewer than ``HIGH_VELOCITY_AT`` recent orders of its customer, and with as many."""
+    calm = Facts(
+        amount_minor=amount_minor, region=region, shipping_country=shipping_country, recent_orders_of_customer=0
     )
+    return outcome(calm), outcome(replace(calm, recent_orders_of_customer=HIGH_VELOCITY_AT))

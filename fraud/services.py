@@ -45,11 +45,7 @@ def assessment_create(
 
     One statement reads the customer's recent assessments and records this one, scored on whichever side of
     the velocity limit the count falls (both scored beforehand): no round trip of its own for the count."""
-    calm, busy = rules.outcomes(
-        rules.Facts(
-            amount_minor=amount_minor, region=region, shipping_country=shipping_country, recent_orders_of_customer=0
-        )
-    )
+    calm, busy = rules.outcomes(amount_minor=amount_minor, region=region, shipping_country=shipping_country)
     facts = {
         "order_id": order_id,
         "customer_id": customer_id,

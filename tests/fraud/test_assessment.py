@@ -75,6 +75,6 @@ def test_the_rules_read_the_recent_orders_only_against_the_velocity_limit(
 ) -> None:
     """What lets the statement choose between two outcomes scored beforehand."""
     facts = rules.Facts(amount_minor=amount, region="eu", shipping_country=country, recent_orders_of_customer=recent)
-    calm, busy = rules.outcomes(facts)
+    calm, busy = rules.outcomes(amount_minor=amount, region="eu", shipping_country=country)
 
     assert rules.outcome(facts) == (busy if recent >= rules.HIGH_VELOCITY_AT else calm)
