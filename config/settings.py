@@ -141,11 +141,17 @@ API_CLIENT_CACHE_S = float(os.environ.get("API_CLIENT_CACHE_S", "10"))
 # against 2.3-2.6 s at 1.5 (docs/performance.md, 7 Dec). Stock reads pause earlier.
 ADMISSION_ORDER_LAG_S = float(os.environ.get("ADMISSION_ORDER_LAG_S", "1.5"))
 ADMISSION_READ_LAG_S = float(os.environ.get("ADMISSION_READ_LAG_S", "1"))
-ADMISSION_CHECK_EVERY_S = float(os.environ.get("ADMISSION_CHECK_EVERY_S", "0.5"))
+# 0.1 s: between two readings a process admits on the last one, and refused clients come back together after
+# Retry-After; at 0.5 s such a wave filled a region's queue well past the threshold before a reading showed it
+# (accepted orders' p99 4.1-4.8 s at 120/s offered on a box that did 60-70/s, against 2.7-3.7 s at 0.1 s;
+# docs/performance.md, 7 Dec, 22:52). A reading is one Redis round trip for all regions, 0.46 ms of a web
+# process's CPU on that box: ten a second cost each web process under 0.5 % of a core, and only while requests come.
+ADMISSION_CHECK_EVERY_S = float(os.environ.get("ADMISSION_CHECK_EVERY_S", "0.1"))
 # A region's queue turns into seconds of wait at the rate the workers were seen to take its messages over the last
 # ADMISSION_DRAIN_WINDOW_S (messaging/drain.py), and at least ADMISSION_SAGA_RATE_PER_S sagas a second: the rate
-# assumed before one is measured and while a queue drains slower (a worker down; a queue that ran dry, whose rate
-# is only what arrived). One worker serves the three regions, each taking a share of its rate. As a constant
+# assumed before one is measured and while a queue that ran dry drains slower (its rate is only what arrived); a
+# queue that held messages at every reading is read at its measured rate, however slow. One worker serves the
+# three regions, each taking a share of its rate. As a constant
 # the rate fit one box on one day: at 10 the gate refused orders whose wait would have been under a second (p99
 # from the first POST 5.4 s at 120/s; docs/performance.md, 3 Dec, 16:30), and at 30 eu, half the orders and
 # draining at ~60/s, was read as twice as far behind as it was (7 Dec).

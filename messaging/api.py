@@ -34,7 +34,7 @@ from messaging.outbox import (
     outbox_held_migration,
     outbox_message,
 )
-from messaging.queues import QueueWait, queue_wait
+from messaging.queues import QueueWait, queue_wait, queue_waits
 from messaging.redis import redis_client
 from messaging.relay import Relay, drain_batch, outbox_backlog, outbox_models, release_held
 from messaging.subscriptions import load_all_consumers
@@ -80,6 +80,7 @@ __all__ = [
     "outbox_message",
     "outbox_models",
     "queue_wait",
+    "queue_waits",
     "redis_client",
     "register_scrape_collector",
     "release_held",

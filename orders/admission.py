@@ -8,8 +8,10 @@ waited 10 s, minutes of work may be queued behind it). The drain rate is
 measured: the workers count what they take off each queue (messaging/drain.py),
 and each process reads the region's count with its queue, over the last
 ``ADMISSION_DRAIN_WINDOW_S``. ``ADMISSION_SAGA_RATE_PER_S`` is the least rate
-assumed: before a rate is measured, and while the queue drains slower (a worker
-down, or a queue that ran dry, whose rate is only what arrived). New orders of a
+assumed before a rate is measured, and while a queue that ran dry in the window
+drains slower (its rate is only what arrived). A queue that held messages at
+every reading of the window drained as fast as the workers could take it: its
+rate is read as measured, however slow (a slow machine, a worker down). New orders of a
 region are refused while its lag exceeds ``ADMISSION_ORDER_LAG_S``: an order
 accepted into a longer queue could not finish in time, and accepting it would
 only make the queue longer. A relay that is behind does not count: that means
@@ -39,12 +41,16 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, register
 from django.utils import timezone
 
-from messaging.api import queue_wait
+from messaging.api import queue_waits
 from orders.contracts import START_SAGA
 from orders.metrics import REQUESTS_SHED
 
 MAX_RETRY_AFTER_S = 60
 MIN_DRAIN_SPAN_S = 2.0
+# A backlogged queue whose workers took (almost) nothing: its lag is its length at one message a second, not
+# infinite, so that Retry-After stays an estimate (at most MAX_RETRY_AFTER_S) and the oldest message's age soon
+# says the rest.
+MIN_BACKLOGGED_RATE_PER_S = 1.0
 
 
 class Overloaded(Exception):
@@ -62,12 +68,21 @@ class Lag:
     read_at: float
 
 
+@dataclass(frozen=True)
+class Drain:
+    """Messages a region's workers took off its queue per second over the window, and whether the queue held
+    messages at every reading of it (then that rate is all the workers could do, not only what arrived)."""
+
+    per_s: float
+    backlogged: bool
+
+
 class DrainRates:
     """Each region's drain rate, from this process's readings of its taken counter over a window. Not locked
     itself: its one caller measures under ``_lock``."""
 
     def __init__(self) -> None:
-        self._readings: dict[str, deque[tuple[float, int]]] = {}
+        self._readings: dict[str, deque[tuple[float, int, int]]] = {}
 
     @staticmethod
     def min_span_s() -> float:
@@ -76,18 +91,19 @@ class DrainRates:
         should have been refused."""
         return max(MIN_DRAIN_SPAN_S, settings.ADMISSION_DRAIN_WINDOW_S / 2)
 
-    def observe(self, region: str, *, taken: int, at: float) -> float | None:
-        """Record a reading; returns messages taken per second over the window, None until it spans enough."""
+    def observe(self, region: str, *, taken: int, depth: int, at: float) -> Drain | None:
+        """Record a reading (the counter, and the queue's length then); returns the drain over the window, None
+        until it spans enough."""
         readings = self._readings.setdefault(region, deque())
         if readings and taken < readings[-1][1]:  # the counter began again (Redis restarted): so do we
             readings.clear()
-        readings.append((at, taken))
+        readings.append((at, taken, depth))
         while at - readings[0][0] > settings.ADMISSION_DRAIN_WINDOW_S:
             readings.popleft()
-        first_at, first = readings[0]
+        first_at, first, _ = readings[0]
         if at - first_at < self.min_span_s():
             return None
-        return (taken - first) / (at - first_at)
+        return Drain(per_s=(taken - first) / (at - first_at), backlogged=all(seen > 0 for _, _, seen in readings))
 
 
 _lock = threading.Lock()
@@ -113,15 +129,30 @@ def saga_lag_s() -> dict[str, float]:
 def _measure_lag() -> dict[str, float]:
     wall = timezone.now()
     lag = {}
+    readings = queue_waits(START_SAGA, settings.REGIONS)  # every region in one round trip
+    read_at = _clock()  # when the counts were read, not when this process asked to read them
     for region in settings.REGIONS:
-        waiting = queue_wait(START_SAGA, region)
-        read_at = _clock()  # when the count was read, not when this process asked to read it
+        waiting = readings[region]
         oldest = waiting.oldest_at
         waited = max(0.0, (wall - oldest).total_seconds()) if oldest is not None else 0.0
-        measured = None if waiting.taken is None else _rates.observe(region, taken=waiting.taken, at=read_at)
-        to_drain = waiting.depth / max(measured or 0.0, settings.ADMISSION_SAGA_RATE_PER_S)
-        lag[region] = max(waited, to_drain)
+        drain = (
+            None
+            if waiting.taken is None
+            else _rates.observe(region, taken=waiting.taken, depth=waiting.depth, at=read_at)
+        )
+        lag[region] = max(waited, waiting.depth / _drain_rate(drain))
     return lag
+
+
+def _drain_rate(drain: Drain | None) -> float:
+    """The rate a queue's length is divided by. Measured on a queue that stayed backlogged, it is what the workers
+    can do, even below the least rate: at the least rate, a machine whose workers took 20 sagas a second from each
+    region admitted orders that then waited 3-5 s (docs/performance.md, 7 Dec, 22:52)."""
+    if drain is None:
+        return settings.ADMISSION_SAGA_RATE_PER_S
+    if drain.backlogged:
+        return max(drain.per_s, MIN_BACKLOGGED_RATE_PER_S)
+    return max(drain.per_s, settings.ADMISSION_SAGA_RATE_PER_S)
 
 
 def forget_lag() -> None:

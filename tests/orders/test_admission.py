@@ -7,17 +7,18 @@ import logging
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 import redis
 from django.test import override_settings
 from django.utils import timezone
 
-from messaging.api import redis_client
+from messaging.api import queue_wait, queue_waits, redis_client
 from messaging.drain import taken_key
 from messaging.publisher import publish_to
 from orders import admission
-from orders.admission import DrainRates, forget_lag, saga_lag_s
+from orders.admission import Drain, DrainRates, forget_lag, saga_lag_s
 from orders.contracts import START_SAGA
 from orders.models import OrdersOutbox
 from tests.conftest import ApiCaller, order_body, table_counts
@@ -212,14 +213,37 @@ def test_a_queue_seen_to_drain_faster_than_assumed_is_read_as_nearer(api_caller:
 
 
 @override_settings(ADMISSION_SAGA_RATE_PER_S=30.0)
-def test_a_queue_drained_slower_than_the_least_rate_is_read_at_the_least_rate(clock) -> None:  # type: ignore[no-untyped-def]
+def test_a_queue_that_ran_dry_in_the_window_is_read_at_the_least_rate(clock) -> None:  # type: ignore[no-untyped-def]
+    assert saga_lag_s()["us"] == 0.0  # nothing waiting at the first reading
+    for _ in range(60):
+        start_saga_waiting("us", waited_s=0)
+    taken_off("us", 15)
+    clock.now += 3.0  # 5 a second: only what arrived, not what the workers could do
+
+    assert saga_lag_s()["us"] == pytest.approx(2.0)
+
+
+@override_settings(ADMISSION_SAGA_RATE_PER_S=30.0)
+def test_a_queue_backlogged_at_every_reading_is_read_at_its_measured_rate_below_the_least(clock) -> None:  # type: ignore[no-untyped-def]
+    """A slow machine: its workers take 5 a second from the region, and an order queued behind 60 waits 12 s, not
+    the 2 s the least rate would promise."""
     for _ in range(60):
         start_saga_waiting("us", waited_s=0)
     saga_lag_s()
     taken_off("us", 15)
-    clock.now += 3.0  # 5 a second: a queue that ran dry, or a worker going down (whose oldest message ages)
+    clock.now += 3.0
 
-    assert saga_lag_s()["us"] == pytest.approx(2.0)
+    assert saga_lag_s()["us"] == pytest.approx(12.0)
+
+
+@override_settings(ADMISSION_SAGA_RATE_PER_S=30.0)
+def test_a_backlogged_queue_nobody_takes_from_is_read_at_one_message_a_second(clock) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(60):
+        start_saga_waiting("us", waited_s=0)
+    saga_lag_s()
+    clock.now += 3.0  # a worker down: its oldest message ages too, but the length says more sooner
+
+    assert saga_lag_s()["us"] == pytest.approx(60.0)
 
 
 @override_settings(ADMISSION_SAGA_RATE_PER_S=30.0)
@@ -242,13 +266,14 @@ def test_a_counter_that_began_again_is_measured_again_from_its_new_start(clock) 
 def test_the_rate_is_read_over_the_last_window_once_readings_span_half_of_it() -> None:
     rates = DrainRates()
 
-    assert rates.observe("eu", taken=0, at=0.0) is None
-    assert rates.observe("eu", taken=50, at=0.5) is None
-    assert rates.observe("eu", taken=200, at=2.0) is None  # 2 s: counts added every quarter second could be 2.25 s
-    assert rates.observe("eu", taken=250, at=2.5) == 100.0
-    assert rates.observe("eu", taken=400, at=6.0) == 50.0  # from the reading at 2: those at 0 and 0.5 have left
-    assert rates.observe("eu", taken=10, at=6.5) is None  # the counter began again: so does the window
-    assert rates.observe("us", taken=7, at=6.5) is None  # each region its own
+    assert rates.observe("eu", taken=0, depth=0, at=0.0) is None
+    assert rates.observe("eu", taken=50, depth=9, at=0.5) is None
+    assert rates.observe("eu", taken=200, depth=3, at=2.0) is None  # 2 s: counts added every quarter second: 2.25 s
+    assert rates.observe("eu", taken=250, depth=4, at=2.5) == Drain(per_s=100.0, backlogged=False)  # empty at 0
+    # From the reading at 2: those at 0 and 0.5 have left, and the queue held messages at every one since.
+    assert rates.observe("eu", taken=400, depth=1, at=6.0) == Drain(per_s=50.0, backlogged=True)
+    assert rates.observe("eu", taken=10, depth=1, at=6.5) is None  # the counter began again: so does the window
+    assert rates.observe("us", taken=7, depth=1, at=6.5) is None  # each region its own
 
 
 @override_settings(ADMISSION_ORDER_LAG_S=1.5)
@@ -259,3 +284,26 @@ def test_an_order_refused_just_over_the_threshold_is_asked_back_after_a_second(a
     refused = api_caller.place(order_body("SKU-A", 1, region="apac"))
 
     assert (refused.status_code, refused["Retry-After"]) == (503, "1")
+
+
+def test_every_region_s_queue_is_read_in_one_round_trip(monkeypatch: pytest.MonkeyPatch) -> None:
+    start_saga_waiting("eu", waited_s=2.0)
+    start_saga_waiting("apac", waited_s=0.5)
+    taken_off("us", 7)
+
+    class CountedPipelines:
+        def __init__(self) -> None:
+            self.pipelines = 0
+
+        def pipeline(self, **options: Any) -> Any:
+            self.pipelines += 1
+            return redis_client().pipeline(**options)
+
+    counted = CountedPipelines()
+    monkeypatch.setattr("messaging.queues.redis_client", lambda: counted)
+    readings = queue_waits(START_SAGA, ["eu", "us", "apac"])
+    assert counted.pipelines == 1
+
+    assert readings == {region: queue_wait(START_SAGA, region) for region in ("eu", "us", "apac")}
+    assert (readings["eu"].depth, readings["us"].depth, readings["us"].taken, readings["apac"].depth) == (1, 0, 7, 1)
+    assert readings["eu"].oldest_at < readings["apac"].oldest_at  # type: ignore[operator]
