@@ -150,7 +150,8 @@ ADMISSION_CHECK_EVERY_S = float(os.environ.get("ADMISSION_CHECK_EVERY_S", "0.1")
 # A region's queue turns into seconds of wait at the rate the workers were seen to take its messages over the last
 # ADMISSION_DRAIN_WINDOW_S (messaging/drain.py), and at least ADMISSION_SAGA_RATE_PER_S sagas a second: the rate
 # assumed before one is measured and while a queue that ran dry drains slower (its rate is only what arrived); a
-# queue that held messages at every reading is read at its measured rate, however slow. One worker serves the
+# queue that held messages at every reading (five at least) while its counter moved is read at its measured rate,
+# down to one a second. One worker serves the
 # three regions, each taking a share of its rate. As a constant
 # the rate fit one box on one day: at 10 the gate refused orders whose wait would have been under a second (p99
 # from the first POST 5.4 s at 120/s; docs/performance.md, 3 Dec, 16:30), and at 30 eu, half the orders and

@@ -63,7 +63,8 @@ def _read(groups: dict[str, list[str]], *, what: str) -> dict[str, QueueWait]:
                     pipe.get(taken_key(queue))
             replies = pipe.execute()
     except redis.RedisError as exc:
-        log.warning("cannot read the queues of %s (%s); treating them as empty", what or list(groups.values()), exc)
+        queues = [queue for group in groups.values() for queue in group]
+        log.warning("cannot read the queues of %s (%s); treating them as empty", what or queues, exc)
         return {group: QueueWait() for group in groups}
     waits, start = {}, 0
     for group, queues in groups.items():

@@ -10,8 +10,10 @@ and each process reads the region's count with its queue, over the last
 ``ADMISSION_DRAIN_WINDOW_S``. ``ADMISSION_SAGA_RATE_PER_S`` is the least rate
 assumed before a rate is measured, and while a queue that ran dry in the window
 drains slower (its rate is only what arrived). A queue that held messages at
-every reading of the window drained as fast as the workers could take it: its
-rate is read as measured, however slow (a slow machine, a worker down). New orders of a
+every reading of the window (five at least) while its counter moved drained as
+fast as the workers could take it: its rate is read as measured, down to one a
+second (a slow machine). A counter that stood still says nothing: workers down
+show in the oldest message's age. New orders of a
 region are refused while its lag exceeds ``ADMISSION_ORDER_LAG_S``: an order
 accepted into a longer queue could not finish in time, and accepting it would
 only make the queue longer. A relay that is behind does not count: that means
@@ -47,9 +49,11 @@ from orders.metrics import REQUESTS_SHED
 
 MAX_RETRY_AFTER_S = 60
 MIN_DRAIN_SPAN_S = 2.0
-# A backlogged queue whose workers took (almost) nothing: its lag is its length at one message a second, not
-# infinite, so that Retry-After stays an estimate (at most MAX_RETRY_AFTER_S) and the oldest message's age soon
-# says the rest.
+# A queue counts as backlogged only when seen so at this many readings at least: two readings of a quiet process
+# that each found a message or two waiting say little.
+MIN_BACKLOGGED_READINGS = 5
+# A backlogged queue whose workers took almost nothing is read at one message a second at least, so that
+# Retry-After stays an estimate (at most MAX_RETRY_AFTER_S).
 MIN_BACKLOGGED_RATE_PER_S = 1.0
 
 
@@ -70,8 +74,10 @@ class Lag:
 
 @dataclass(frozen=True)
 class Drain:
-    """Messages a region's workers took off its queue per second over the window, and whether the queue held
-    messages at every reading of it (then that rate is all the workers could do, not only what arrived)."""
+    """Messages a region's workers took off its queue per second over the window, and whether the queue was seen
+    backlogged: holding messages at every one of at least ``MIN_BACKLOGGED_READINGS`` readings while the counter
+    moved. Then that rate is what the workers could do, not only what arrived; a counter that stood still says
+    nothing (workers down, whose oldest message soon ages, or workers that cannot count)."""
 
     per_s: float
     backlogged: bool
@@ -103,7 +109,10 @@ class DrainRates:
         first_at, first, _ = readings[0]
         if at - first_at < self.min_span_s():
             return None
-        return Drain(per_s=(taken - first) / (at - first_at), backlogged=all(seen > 0 for _, _, seen in readings))
+        backlogged = (
+            len(readings) >= MIN_BACKLOGGED_READINGS and taken > first and all(seen > 0 for _, _, seen in readings)
+        )
+        return Drain(per_s=(taken - first) / (at - first_at), backlogged=backlogged)
 
 
 _lock = threading.Lock()

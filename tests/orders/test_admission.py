@@ -225,25 +225,29 @@ def test_a_queue_that_ran_dry_in_the_window_is_read_at_the_least_rate(clock) -> 
 
 @override_settings(ADMISSION_SAGA_RATE_PER_S=30.0)
 def test_a_queue_backlogged_at_every_reading_is_read_at_its_measured_rate_below_the_least(clock) -> None:  # type: ignore[no-untyped-def]
-    """A slow machine: its workers take 5 a second from the region, and an order queued behind 60 waits 12 s, not
+    """A slow machine: its workers take 3 a second from the region, and an order queued behind 60 waits 20 s, not
     the 2 s the least rate would promise."""
     for _ in range(60):
         start_saga_waiting("us", waited_s=0)
-    saga_lag_s()
-    taken_off("us", 15)
-    clock.now += 3.0
+    for _ in range(4):  # five readings in all, the queue never empty
+        saga_lag_s()
+        taken_off("us", 3)
+        clock.now += 1.0
 
-    assert saga_lag_s()["us"] == pytest.approx(12.0)
+    assert saga_lag_s()["us"] == pytest.approx(60 / 3)
 
 
 @override_settings(ADMISSION_SAGA_RATE_PER_S=30.0)
-def test_a_backlogged_queue_nobody_takes_from_is_read_at_one_message_a_second(clock) -> None:  # type: ignore[no-untyped-def]
+def test_a_queue_whose_counter_stood_still_is_read_at_the_least_rate(clock) -> None:  # type: ignore[no-untyped-def]
+    """Workers down (their oldest message ages, and that refuses soon enough) or workers that cannot count: either
+    way the counter says nothing about how fast the queue could drain."""
     for _ in range(60):
         start_saga_waiting("us", waited_s=0)
-    saga_lag_s()
-    clock.now += 3.0  # a worker down: its oldest message ages too, but the length says more sooner
+    for _ in range(5):
+        saga_lag_s()
+        clock.now += 1.0
 
-    assert saga_lag_s()["us"] == pytest.approx(60.0)
+    assert saga_lag_s()["us"] == pytest.approx(2.0)
 
 
 @override_settings(ADMISSION_SAGA_RATE_PER_S=30.0)
@@ -270,8 +274,11 @@ def test_the_rate_is_read_over_the_last_window_once_readings_span_half_of_it() -
     assert rates.observe("eu", taken=50, depth=9, at=0.5) is None
     assert rates.observe("eu", taken=200, depth=3, at=2.0) is None  # 2 s: counts added every quarter second: 2.25 s
     assert rates.observe("eu", taken=250, depth=4, at=2.5) == Drain(per_s=100.0, backlogged=False)  # empty at 0
-    # From the reading at 2: those at 0 and 0.5 have left, and the queue held messages at every one since.
-    assert rates.observe("eu", taken=400, depth=1, at=6.0) == Drain(per_s=50.0, backlogged=True)
+    # From the reading at 2: those at 0 and 0.5 have left. Held messages at every one since, but only three readings.
+    assert rates.observe("eu", taken=400, depth=1, at=6.0) == Drain(per_s=50.0, backlogged=False)
+    assert rates.observe("eu", taken=420, depth=2, at=6.4) == Drain(per_s=pytest.approx(50.0), backlogged=False)  # four
+    assert rates.observe("eu", taken=510, depth=3, at=7.0) == Drain(per_s=62.0, backlogged=True)  # five, from 2.0
+    assert rates.observe("eu", taken=510, depth=0, at=7.5) == Drain(per_s=52.0, backlogged=False)  # ran dry
     assert rates.observe("eu", taken=10, depth=1, at=6.5) is None  # the counter began again: so does the window
     assert rates.observe("us", taken=7, depth=1, at=6.5) is None  # each region its own
 
