@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -20,12 +20,19 @@ log = logging.getLogger("messaging.queues")
 
 @dataclass(frozen=True)
 class QueueWait:
-    """Messages waiting for the consumers of one message type, when the oldest of them was written, and how many
-    the consumers have taken off these queues so far (``messaging.drain``; None when the broker was not read)."""
+    """Messages waiting for the consumers of one message type, when the oldest of them was written, how many
+    the consumers have taken off these queues so far (``messaging.drain``; None when the broker was not read),
+    and how many producers have announced for them so far (``queue_waits(announce=…)``; None when not asked or
+    not read)."""
 
     depth: int = 0
     oldest_at: datetime | None = None
     taken: int | None = None
+    announced: int | None = None
+
+
+def announced_key(queue: str) -> str:
+    return f"queue:announced:{queue}"
 
 
 def queue_wait(message_type: str, region: str = "") -> QueueWait:
@@ -39,12 +46,20 @@ def queue_wait(message_type: str, region: str = "") -> QueueWait:
     return queue_waits(message_type, [region])[region]
 
 
-def queue_waits(message_type: str, regions: Sequence[str]) -> dict[str, QueueWait]:
-    """``queue_wait`` for each of ``regions``, all read in one round trip."""
+def queue_waits(
+    message_type: str, regions: Sequence[str], *, announce: Mapping[str, int] | None = None
+) -> dict[str, QueueWait]:
+    """``queue_wait`` for each of ``regions``, all read in one round trip.
+
+    ``announce``: messages of each region that are on their way but not on the broker yet (accepted, their
+    outbox row still to be published), added to the region's announced counter in the same round trip, and
+    every region's counter read back. A queue's length shows a message only once the relay has published it;
+    two readings of the counter tell how many were announced between them, by every process that announces.
+    """
     if not subscribers(message_type):
         load_all_consumers()
     queues = {region: sorted({sub.queue_for(region) for sub in subscribers(message_type)}) for region in regions}
-    return _read(queues, what=message_type)
+    return _read(queues, what=message_type, announce=announce)
 
 
 def queues_wait(queues: list[str], *, what: str = "") -> QueueWait:
@@ -52,15 +67,21 @@ def queues_wait(queues: list[str], *, what: str = "") -> QueueWait:
     return _read({"": queues}, what=what)[""]
 
 
-def _read(groups: dict[str, list[str]], *, what: str) -> dict[str, QueueWait]:
-    """What waits in each group of queues, all of them read in one round trip."""
+def _read(
+    groups: dict[str, list[str]], *, what: str, announce: Mapping[str, int] | None = None
+) -> dict[str, QueueWait]:
+    """What waits in each group of queues, all of them read in one round trip (with ``announce``, each group's
+    announcement added to its queues' counters, which are read back)."""
+    per_queue = 3 if announce is None else 4
     try:
         with redis_client().pipeline(transaction=False) as pipe:
-            for queues in groups.values():
+            for group, queues in groups.items():
                 for queue in queues:
                     pipe.llen(queue)
                     pipe.lindex(queue, -1)
                     pipe.get(taken_key(queue))
+                    if announce is not None:
+                        pipe.incrby(announced_key(queue), announce.get(group, 0))
             replies = pipe.execute()
     except redis.RedisError as exc:
         queues = [queue for group in groups.values() for queue in group]
@@ -68,11 +89,14 @@ def _read(groups: dict[str, list[str]], *, what: str) -> dict[str, QueueWait]:
         return {group: QueueWait() for group in groups}
     waits, start = {}, 0
     for group, queues in groups.items():
-        mine, start = replies[start : start + 3 * len(queues)], start + 3 * len(queues)
-        depths, tails, taken = mine[0::3], mine[1::3], mine[2::3]
+        mine, start = replies[start : start + per_queue * len(queues)], start + per_queue * len(queues)
+        depths, tails, taken = mine[0::per_queue], mine[1::per_queue], mine[2::per_queue]
         created = [at for at in (_created_at(raw) for raw in tails if raw is not None) if at is not None]
         waits[group] = QueueWait(
-            depth=sum(depths), oldest_at=min(created, default=None), taken=sum(int(count or 0) for count in taken)
+            depth=sum(depths),
+            oldest_at=min(created, default=None),
+            taken=sum(int(count or 0) for count in taken),
+            announced=None if announce is None else sum(int(count) for count in mine[3::per_queue]),
         )
     return waits
 

@@ -24,6 +24,15 @@ earlier, at ``ADMISSION_READ_LAG_S`` in any region, to leave the web tier to
 orders. Reading an order, cancelling one and carrier events are never shed.
 Each process reads the lag at most every ``ADMISSION_CHECK_EVERY_S``.
 
+A queue's length shows an admitted order only once the relay has published its
+``StartSaga``, and a process admits on its last reading until the next: under
+a wave of retries a region's queue grew to twice the threshold's worth between
+readings. So the orders admitted in the last ``UNSEEN_S`` count as waiting
+whether the queue shows them or not: each process announces its admissions
+at its next reading, in the same round trip (``queue_waits(announce=…)``), and
+reads every process's from the counter; those it admitted since that reading
+it adds itself.
+
 A refusal must cost far less than an acceptance, or shedding only moves the
 overload to the web tier (measured: a 503 given after authentication and body
 validation cost about as much CPU as a 202). ``AdmissionGate``
@@ -36,8 +45,8 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections import deque
-from dataclasses import dataclass
+from collections import Counter, deque
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, register
@@ -55,6 +64,11 @@ MIN_BACKLOGGED_READINGS = 5
 # A backlogged queue whose workers took almost nothing is read at one message a second at least, so that
 # Retry-After stays an estimate (at most MAX_RETRY_AFTER_S).
 MIN_BACKLOGGED_RATE_PER_S = 1.0
+# How long an admitted order may be on its way to the queue: announced at the admitting process's next reading
+# (ADMISSION_CHECK_EVERY_S), published by the relay tens of ms after its commit (a claim every 50 ms while busy).
+# Orders admitted longer ago are taken to show in the queue's length; those admitted since may show there too,
+# which reads the lag that much longer (at most what arrives in UNSEEN_S, a quarter second's worth).
+UNSEEN_S = 0.25
 
 
 class Overloaded(Exception):
@@ -70,6 +84,8 @@ class Overloaded(Exception):
 class Lag:
     by_region: dict[str, float]
     read_at: float
+    # The rate each region's wait was read at; absent for a region whose queue could not be read.
+    rate_by_region: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -115,42 +131,105 @@ class DrainRates:
         return Drain(per_s=(taken - first) / (at - first_at), backlogged=backlogged)
 
 
+class Announcements:
+    """Each region's announced counter, from this process's readings: how many orders every process admitted in
+    the last ``UNSEEN_S``. Not locked itself: its one caller reads under ``_lock``."""
+
+    def __init__(self) -> None:
+        self._readings: dict[str, deque[tuple[float, int]]] = {}
+
+    def unseen(self, region: str, *, announced: int, at: float) -> float:
+        """Record a reading of the counter; returns how many orders were announced in the last ``UNSEEN_S``: what
+        it grew by since the last reading at least that old, in proportion when that reading is older (a process
+        that was idle reads the counter seldom), and since the oldest kept until there is one that old."""
+        readings = self._readings.setdefault(region, deque())
+        if readings and announced < readings[-1][1]:  # the counter began again (Redis restarted): so do we
+            readings.clear()
+        readings.append((at, announced))
+        while len(readings) > 1 and at - readings[1][0] >= UNSEEN_S:
+            readings.popleft()
+        since, base = readings[0]
+        grown = announced - base
+        return grown * UNSEEN_S / (at - since) if at - since > UNSEEN_S else float(grown)
+
+
+class Admitted:
+    """Orders this process admitted, by region, since it last announced them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+
+    def add(self, region: str) -> None:
+        with self._lock:
+            self._counts[region] += 1
+
+    def count(self, region: str) -> int:
+        return self._counts[region]
+
+    def take(self) -> dict[str, int]:
+        """The counts so far, to be announced; counting starts again from zero."""
+        with self._lock:
+            counts, self._counts = self._counts, Counter()
+        return dict(counts)
+
+
 _lock = threading.Lock()
 _last: Lag | None = None
 _rates = DrainRates()
+_announcements = Announcements()
+_admitted = Admitted()
 _clock = time.monotonic
 
 
 def saga_lag_s() -> dict[str, float]:
-    """Seconds the saga is behind in each region (0 when nothing waits)."""
+    """Seconds the saga is behind in each region (0 when nothing waits), as of the last reading."""
+    return _reading().by_region
+
+
+def _reading() -> Lag:
     global _last
     now = _clock()
     last = _last
     if last is not None and now - last.read_at < settings.ADMISSION_CHECK_EVERY_S:
-        return last.by_region
+        return last
     with _lock:
         if _last is not None and now - _last.read_at < settings.ADMISSION_CHECK_EVERY_S:
-            return _last.by_region
-        _last = Lag(by_region=_measure_lag(), read_at=now)
-        return _last.by_region
+            return _last
+        _last = _measure_lag(read_at=now)
+        return _last
 
 
-def _measure_lag() -> dict[str, float]:
+def _region_lag(region: str) -> float:
+    """The region's lag as of the last reading, with the orders this process admitted since it."""
+    reading = _reading()
+    lag = reading.by_region.get(region, 0.0)
+    rate = reading.rate_by_region.get(region)
+    return lag if rate is None else lag + _admitted.count(region) / rate
+
+
+def _measure_lag(*, read_at: float) -> Lag:
     wall = timezone.now()
-    lag = {}
-    readings = queue_waits(START_SAGA, settings.REGIONS)  # every region in one round trip
-    read_at = _clock()  # when the counts were read, not when this process asked to read them
+    lag, rates = {}, {}
+    # Every region in one round trip, announcing the orders admitted since the last reading.
+    readings = queue_waits(START_SAGA, settings.REGIONS, announce=_admitted.take())
+    counted_at = _clock()  # when the counts were read, not when this process asked to read them
     for region in settings.REGIONS:
         waiting = readings[region]
         oldest = waiting.oldest_at
         waited = max(0.0, (wall - oldest).total_seconds()) if oldest is not None else 0.0
-        drain = (
-            None
-            if waiting.taken is None
-            else _rates.observe(region, taken=waiting.taken, depth=waiting.depth, at=read_at)
+        if waiting.taken is None:  # the broker could not be read: nothing is known to wait
+            lag[region] = waited
+            continue
+        drain = _rates.observe(region, taken=waiting.taken, depth=waiting.depth, at=counted_at)
+        unseen = (
+            0
+            if waiting.announced is None
+            else _announcements.unseen(region, announced=waiting.announced, at=counted_at)
         )
-        lag[region] = max(waited, waiting.depth / _drain_rate(drain))
-    return lag
+        rates[region] = _drain_rate(drain)
+        lag[region] = max(waited, (waiting.depth + unseen) / rates[region])
+    return Lag(by_region=lag, read_at=read_at, rate_by_region=rates)
 
 
 def _drain_rate(drain: Drain | None) -> float:
@@ -166,10 +245,12 @@ def _drain_rate(drain: Drain | None) -> float:
 
 def forget_lag() -> None:
     """Forget the last reading and the measured rates (tests; a process that starts over)."""
-    global _last, _rates
+    global _last, _rates, _announcements
     with _lock:
         _last = None
         _rates = DrainRates()
+        _announcements = Announcements()
+        _admitted.take()
 
 
 def admit_orders_somewhere() -> None:
@@ -180,9 +261,11 @@ def admit_orders_somewhere() -> None:
 
 
 def admit_order(region: str) -> None:
-    lag, threshold = saga_lag_s().get(region, 0.0), settings.ADMISSION_ORDER_LAG_S
+    """Refuse a new order of ``region`` while its lag is over the threshold; count it, admitted, into the lag."""
+    lag, threshold = _region_lag(region), settings.ADMISSION_ORDER_LAG_S
     if lag > threshold:
         _refuse(lag, threshold, "place_order", f"orders in {region} are {lag:.0f}s behind; try again later")
+    _admitted.add(region)
 
 
 def admit_read(route: str) -> None:

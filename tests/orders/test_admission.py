@@ -17,8 +17,9 @@ from django.utils import timezone
 from messaging.api import queue_wait, queue_waits, redis_client
 from messaging.drain import taken_key
 from messaging.publisher import publish_to
+from messaging.queues import announced_key
 from orders import admission
-from orders.admission import Drain, DrainRates, forget_lag, saga_lag_s
+from orders.admission import UNSEEN_S, Announcements, Drain, DrainRates, forget_lag, saga_lag_s
 from orders.contracts import START_SAGA
 from orders.models import OrdersOutbox
 from tests.conftest import ApiCaller, order_body, table_counts
@@ -314,3 +315,54 @@ def test_every_region_s_queue_is_read_in_one_round_trip(monkeypatch: pytest.Monk
     assert readings == {region: queue_wait(START_SAGA, region) for region in ("eu", "us", "apac")}
     assert (readings["eu"].depth, readings["us"].depth, readings["us"].taken, readings["apac"].depth) == (1, 0, 7, 1)
     assert readings["eu"].oldest_at < readings["apac"].oldest_at  # type: ignore[operator]
+
+
+@override_settings(ADMISSION_ORDER_LAG_S=1.0, ADMISSION_SAGA_RATE_PER_S=10.0, ADMISSION_CHECK_EVERY_S=60.0)
+def test_orders_this_process_admitted_since_its_last_reading_count_as_waiting(api_caller: ApiCaller, stock) -> None:  # type: ignore[no-untyped-def]
+    """A wave of orders between two readings: the queue shows none of them yet (no relay runs here), but each one
+    admitted is a tenth of a second more to wait at 10 sagas a second."""
+    stock("SKU-A", 100)
+    answers = [api_caller.place(order_body("SKU-A", 1, region="eu")).status_code for _ in range(12)]
+
+    assert answers == [202] * 11 + [503]  # the 11th found 1.0 s, not over the threshold; the 12th 1.1 s
+    assert queue_wait(START_SAGA, "eu").depth == 0
+    assert api_caller.place(order_body("SKU-A", 1, region="us")).status_code == 202
+
+
+@override_settings(ADMISSION_SAGA_RATE_PER_S=10.0)
+def test_orders_admitted_are_announced_at_the_next_reading_and_count_for_every_process(clock) -> None:  # type: ignore[no-untyped-def]
+    assert saga_lag_s()["eu"] == 0.0
+    admission.admit_order("eu")
+    admission.admit_order("eu")
+    clock.now += 0.1
+    redis_client().incrby(announced_key("saga.eu"), 15)  # another web process's announcement meanwhile
+
+    assert saga_lag_s()["eu"] == pytest.approx(17 / 10)  # none of the 17 in the queue yet
+    assert int(redis_client().get(announced_key("saga.eu"))) == 17  # this process's two, announced
+    clock.now += UNSEEN_S + 0.05
+    assert saga_lag_s()["eu"] == 0.0  # admitted long enough ago to be in the queue's length, were they waiting
+
+
+def test_announcements_count_what_arrived_in_the_last_quarter_second() -> None:
+    announcements = Announcements()
+
+    assert announcements.unseen("eu", announced=1_000, at=0.0) == 0  # a first reading: the counter's history is not ours
+    assert announcements.unseen("eu", announced=1_010, at=0.1) == 10
+    assert announcements.unseen("eu", announced=1_030, at=0.2) == 30
+    # Since the last reading at least 0.25 s old, in proportion: 40 in 0.3 s, 40 in the 0.3 s since 0.1.
+    assert announcements.unseen("eu", announced=1_040, at=0.3) == pytest.approx(40 * UNSEEN_S / 0.3)
+    assert announcements.unseen("eu", announced=1_050, at=0.4) == pytest.approx(40 * UNSEEN_S / 0.3)
+    assert announcements.unseen("eu", announced=1_050, at=0.5) == pytest.approx(20 * UNSEEN_S / 0.3)  # since 0.2
+    assert announcements.unseen("us", announced=7, at=0.4) == 0  # each region its own
+    # A process idle for a minute: what it missed is read at its average, a quarter second's worth.
+    assert announcements.unseen("eu", announced=1_650, at=60.5) == pytest.approx(600 * UNSEEN_S / 60)
+    assert announcements.unseen("eu", announced=3, at=60.6) == 0  # the counter began again: so do we
+
+
+def test_announcing_adds_to_every_region_s_counter_in_the_same_round_trip() -> None:
+    redis_client().incrby(announced_key("saga.us"), 4)
+
+    readings = queue_waits(START_SAGA, ["eu", "us", "apac"], announce={"eu": 3, "mars": 9})
+
+    assert {region: wait.announced for region, wait in readings.items()} == {"eu": 3, "us": 4, "apac": 0}
+    assert queue_wait(START_SAGA, "eu").announced is None  # only read when announcing
