@@ -51,10 +51,12 @@ def queue_waits(
 ) -> dict[str, QueueWait]:
     """``queue_wait`` for each of ``regions``, all read in one round trip.
 
-    ``announce``: messages of each region that are on their way but not on the broker yet (accepted, their
-    outbox row still to be published), added to the region's announced counter in the same round trip, and
-    every region's counter read back. A queue's length shows a message only once the relay has published it;
-    two readings of the counter tell how many were announced between them, by every process that announces.
+    ``announce``: messages of each region that are on their way but maybe not on the broker yet (their outbox
+    row committed, perhaps not published yet), added to each of the region's queues' announced counter in the
+    same round trip, and every region's counters read back. A queue's length shows a message only once the relay
+    has published it; two readings of the counter tell how many were announced between them, by every process
+    that announces. A region's announcement is added to each of its queues and summed back, as its depth is.
+    Counters are never reset: only their growth means something.
     """
     if not subscribers(message_type):
         load_all_consumers()
@@ -80,8 +82,10 @@ def _read(
                     pipe.llen(queue)
                     pipe.lindex(queue, -1)
                     pipe.get(taken_key(queue))
-                    if announce is not None:
-                        pipe.incrby(announced_key(queue), announce.get(group, 0))
+                    if announce is not None and announce.get(group):
+                        pipe.incrby(announced_key(queue), announce[group])
+                    elif announce is not None:
+                        pipe.get(announced_key(queue))
             replies = pipe.execute()
     except redis.RedisError as exc:
         queues = [queue for group in groups.values() for queue in group]
@@ -96,7 +100,7 @@ def _read(
             depth=sum(depths),
             oldest_at=min(created, default=None),
             taken=sum(int(count or 0) for count in taken),
-            announced=None if announce is None else sum(int(count) for count in mine[3::per_queue]),
+            announced=None if announce is None else sum(int(count or 0) for count in mine[3::per_queue]),
         )
     return waits
 

@@ -27,11 +27,13 @@ Each process reads the lag at most every ``ADMISSION_CHECK_EVERY_S``.
 A queue's length shows an admitted order only once the relay has published its
 ``StartSaga``, and a process admits on its last reading until the next: under
 a wave of retries a region's queue grew to twice the threshold's worth between
-readings. So the orders admitted in the last ``UNSEEN_S`` count as waiting
-whether the queue shows them or not: each process announces its admissions
-at its next reading, in the same round trip (``queue_waits(announce=…)``), and
-reads every process's from the counter; those it admitted since that reading
-it adds itself.
+readings. So while a region's queue holds messages (its workers busy), the
+orders placed in the last ``IN_FLIGHT_S`` count as waiting, shown there yet or
+not: each process adds those it placed since its last reading, and announces
+them at its next one, in the same round trip (``queue_waits(announce=…)``);
+every process reads all processes' announcements from the counter. An order
+counts once it is placed (``202``, not a replay of an earlier request): a
+request refused by authentication or validation counts for nothing.
 
 A refusal must cost far less than an acceptance, or shedding only moves the
 overload to the web tier (measured: a 503 given after authentication and body
@@ -45,7 +47,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections import Counter, deque
+from collections import deque
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -64,11 +66,13 @@ MIN_BACKLOGGED_READINGS = 5
 # A backlogged queue whose workers took almost nothing is read at one message a second at least, so that
 # Retry-After stays an estimate (at most MAX_RETRY_AFTER_S).
 MIN_BACKLOGGED_RATE_PER_S = 1.0
-# How long an admitted order may be on its way to the queue: announced at the admitting process's next reading
-# (ADMISSION_CHECK_EVERY_S), published by the relay tens of ms after its commit (a claim every 50 ms while busy).
-# Orders admitted longer ago are taken to show in the queue's length; those admitted since may show there too,
-# which reads the lag that much longer (at most what arrives in UNSEEN_S, a quarter second's worth).
-UNSEEN_S = 0.25
+# How long a placed order may be on its way to the queue: announced at the placing process's next reading
+# (ADMISSION_CHECK_EVERY_S, 0.1 s), published by the relay tens of ms after its commit (a claim every 50 ms while
+# busy). Orders placed longer ago are taken to show in the queue's length; those placed since may show there too,
+# which reads a busy queue's lag that much longer (at most what arrives in a quarter second).
+IN_FLIGHT_S = 0.25
+# Readings this close count as IN_FLIGHT_S apart (0.35 - 0.1 is 0.24999999999999997).
+_EPSILON_S = 1e-6
 
 
 class Overloaded(Exception):
@@ -84,8 +88,9 @@ class Overloaded(Exception):
 class Lag:
     by_region: dict[str, float]
     read_at: float
-    # The rate each region's wait was read at; absent for a region whose queue could not be read.
-    rate_by_region: dict[str, float] = field(default_factory=dict)
+    # The rate each region's wait was read at, for regions whose queue held messages: orders placed since count
+    # into their lag at that rate.
+    busy_rate_by_region: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -132,53 +137,57 @@ class DrainRates:
 
 
 class Announcements:
-    """Each region's announced counter, from this process's readings: how many orders every process admitted in
-    the last ``UNSEEN_S``. Not locked itself: its one caller reads under ``_lock``."""
+    """Each region's announced counter, from this process's readings: how many orders every process placed in
+    the last ``IN_FLIGHT_S``. Not locked itself: its one caller reads under ``_lock``."""
 
     def __init__(self) -> None:
         self._readings: dict[str, deque[tuple[float, int]]] = {}
 
-    def unseen(self, region: str, *, announced: int, at: float) -> float:
-        """Record a reading of the counter; returns how many orders were announced in the last ``UNSEEN_S``: what
-        it grew by since the last reading at least that old, in proportion when that reading is older (a process
-        that was idle reads the counter seldom), and since the oldest kept until there is one that old."""
+    def in_flight(self, region: str, *, announced: int, at: float) -> float:
+        """Record a reading of the counter; returns how many orders were announced in the last ``IN_FLIGHT_S``:
+        what it grew by since the last reading at least that old, in proportion when that reading is older (a
+        process that was idle reads the counter seldom), and since the oldest kept until there is one that old."""
         readings = self._readings.setdefault(region, deque())
         if readings and announced < readings[-1][1]:  # the counter began again (Redis restarted): so do we
             readings.clear()
         readings.append((at, announced))
-        while len(readings) > 1 and at - readings[1][0] >= UNSEEN_S:
+        while len(readings) > 1 and at - readings[1][0] >= IN_FLIGHT_S - _EPSILON_S:
             readings.popleft()
         since, base = readings[0]
         grown = announced - base
-        return grown * UNSEEN_S / (at - since) if at - since > UNSEEN_S else float(grown)
+        return grown * IN_FLIGHT_S / (at - since) if at - since > IN_FLIGHT_S + _EPSILON_S else float(grown)
 
 
-class Admitted:
-    """Orders this process admitted, by region, since it last announced them."""
+class Placed:
+    """Orders this process placed since it last announced them, by region, with when each was admitted. An
+    order placed more than ``IN_FLIGHT_S`` ago is neither counted nor announced (a process that went quiet
+    announces at its next request, maybe seconds later: by then those orders show in the queue)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._counts: Counter[str] = Counter()
+        self._times: dict[str, list[float]] = {}
 
-    def add(self, region: str) -> None:
+    def add(self, region: str, *, admitted_at: float) -> None:
         with self._lock:
-            self._counts[region] += 1
+            self._times.setdefault(region, []).append(admitted_at)
 
-    def count(self, region: str) -> int:
-        return self._counts[region]
-
-    def take(self) -> dict[str, int]:
-        """The counts so far, to be announced; counting starts again from zero."""
+    def count(self, region: str, *, now: float) -> int:
+        """Orders of ``region`` placed in the last ``IN_FLIGHT_S`` and not announced yet."""
         with self._lock:
-            counts, self._counts = self._counts, Counter()
-        return dict(counts)
+            return sum(1 for at in self._times.get(region, ()) if now - at <= IN_FLIGHT_S)
+
+    def take(self, *, now: float) -> dict[str, int]:
+        """The counts to announce; counting starts again from none."""
+        with self._lock:
+            times, self._times = self._times, {}
+        return {region: n for region, ats in times.items() if (n := sum(1 for at in ats if now - at <= IN_FLIGHT_S))}
 
 
 _lock = threading.Lock()
 _last: Lag | None = None
 _rates = DrainRates()
 _announcements = Announcements()
-_admitted = Admitted()
+_placed = Placed()
 _clock = time.monotonic
 
 
@@ -201,18 +210,19 @@ def _reading() -> Lag:
 
 
 def _region_lag(region: str) -> float:
-    """The region's lag as of the last reading, with the orders this process admitted since it."""
+    """The region's lag as of the last reading, with the orders this process placed since it if its queue held
+    messages then."""
     reading = _reading()
     lag = reading.by_region.get(region, 0.0)
-    rate = reading.rate_by_region.get(region)
-    return lag if rate is None else lag + _admitted.count(region) / rate
+    rate = reading.busy_rate_by_region.get(region)
+    return lag if rate is None else lag + _placed.count(region, now=_clock()) / rate
 
 
 def _measure_lag(*, read_at: float) -> Lag:
     wall = timezone.now()
-    lag, rates = {}, {}
-    # Every region in one round trip, announcing the orders admitted since the last reading.
-    readings = queue_waits(START_SAGA, settings.REGIONS, announce=_admitted.take())
+    lag, busy_rates = {}, {}
+    # Every region in one round trip, announcing the orders placed since the last reading.
+    readings = queue_waits(START_SAGA, settings.REGIONS, announce=_placed.take(now=read_at))
     counted_at = _clock()  # when the counts were read, not when this process asked to read them
     for region in settings.REGIONS:
         waiting = readings[region]
@@ -222,14 +232,20 @@ def _measure_lag(*, read_at: float) -> Lag:
             lag[region] = waited
             continue
         drain = _rates.observe(region, taken=waiting.taken, depth=waiting.depth, at=counted_at)
-        unseen = (
-            0
+        in_flight = (
+            0.0
             if waiting.announced is None
-            else _announcements.unseen(region, announced=waiting.announced, at=counted_at)
+            else _announcements.in_flight(region, announced=waiting.announced, at=counted_at)
         )
-        rates[region] = _drain_rate(drain)
-        lag[region] = max(waited, (waiting.depth + unseen) / rates[region])
-    return Lag(by_region=lag, read_at=read_at, rate_by_region=rates)
+        rate = _drain_rate(drain)
+        if waiting.depth == 0:
+            # The workers keep up: orders on their way will be taken as they come, and the least rate would read
+            # them as a wait they do not have.
+            lag[region] = waited
+            continue
+        busy_rates[region] = rate
+        lag[region] = max(waited, (waiting.depth + in_flight) / rate)
+    return Lag(by_region=lag, read_at=read_at, busy_rate_by_region=busy_rates)
 
 
 def _drain_rate(drain: Drain | None) -> float:
@@ -244,13 +260,14 @@ def _drain_rate(drain: Drain | None) -> float:
 
 
 def forget_lag() -> None:
-    """Forget the last reading and the measured rates (tests; a process that starts over)."""
+    """Forget the last reading, the measured rates and announcements, and the orders placed since the last
+    reading (tests; a process that starts over)."""
     global _last, _rates, _announcements
     with _lock:
         _last = None
         _rates = DrainRates()
         _announcements = Announcements()
-        _admitted.take()
+        _placed.take(now=_clock())
 
 
 def admit_orders_somewhere() -> None:
@@ -260,12 +277,20 @@ def admit_orders_somewhere() -> None:
         _refuse(lag, threshold, "place_order", f"orders are {lag:.0f}s behind in every region; try again later")
 
 
-def admit_order(region: str) -> None:
-    """Refuse a new order of ``region`` while its lag is over the threshold; count it, admitted, into the lag."""
+def admit_order(region: str) -> float:
+    """Refuse a new order of ``region`` while its lag is over the threshold; returns when it was admitted, for
+    ``order_placed``."""
     lag, threshold = _region_lag(region), settings.ADMISSION_ORDER_LAG_S
     if lag > threshold:
         _refuse(lag, threshold, "place_order", f"orders in {region} are {lag:.0f}s behind; try again later")
-    _admitted.add(region)
+    return _clock()
+
+
+def order_placed(region: str, *, admitted_at: float) -> None:
+    """An order admitted at ``admitted_at`` was placed (not a replay): it counts into its region's lag until the
+    queue shows it."""
+    if region in settings.REGIONS:
+        _placed.add(region, admitted_at=admitted_at)
 
 
 def admit_read(route: str) -> None:

@@ -1,7 +1,8 @@
 """Middleware that sheds requests before authentication and validation.
 
 For a new order it reads only the body's ``region`` (a body it cannot read
-goes on to the view, which answers 400 or 422 as usual).
+goes on to the view, which answers 400 or 422 as usual); an order the view
+placed (``202``, not a replay) counts into its region's lag.
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from orders.admission import Overloaded, admit_order, admit_orders_somewhere, admit_read
+from orders.admission import Overloaded, admit_order, admit_orders_somewhere, admit_read, order_placed
 
 ORDERS_PATH = "/api/v1/orders"
 STOCK_PREFIX = "/api/v1/inventory/"
+REPLAYED = "Idempotent-Replayed"  # a repeat of an order placed before (orders/http/routes.py)
 
 
 def overloaded_response(exc: Overloaded) -> HttpResponse:
@@ -32,18 +34,22 @@ class AdmissionGate:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        region, admitted_at = None, None
         try:
             if request.method == "POST" and request.path.rstrip("/") == ORDERS_PATH:
                 region = _region_of(request)
                 if region is None:
                     admit_orders_somewhere()
                 else:
-                    admit_order(region)
+                    admitted_at = admit_order(region)
             elif request.method == "GET" and request.path.startswith(STOCK_PREFIX):
                 admit_read("get_stock")
         except Overloaded as exc:
             return overloaded_response(exc)
-        return self.get_response(request)
+        response = self.get_response(request)
+        if admitted_at is not None and response.status_code == 202 and not response.has_header(REPLAYED):
+            order_placed(region, admitted_at=admitted_at)  # type: ignore[arg-type] - set with admitted_at
+        return response
 
 
 def _region_of(request: HttpRequest) -> str | None:

@@ -19,7 +19,7 @@ from messaging.drain import taken_key
 from messaging.publisher import publish_to
 from messaging.queues import announced_key
 from orders import admission
-from orders.admission import UNSEEN_S, Announcements, Drain, DrainRates, forget_lag, saga_lag_s
+from orders.admission import IN_FLIGHT_S, Announcements, Drain, DrainRates, Placed, forget_lag, saga_lag_s
 from orders.contracts import START_SAGA
 from orders.models import OrdersOutbox
 from tests.conftest import ApiCaller, order_body, table_counts
@@ -317,52 +317,121 @@ def test_every_region_s_queue_is_read_in_one_round_trip(monkeypatch: pytest.Monk
     assert readings["eu"].oldest_at < readings["apac"].oldest_at  # type: ignore[operator]
 
 
-@override_settings(ADMISSION_ORDER_LAG_S=1.0, ADMISSION_SAGA_RATE_PER_S=10.0, ADMISSION_CHECK_EVERY_S=60.0)
-def test_orders_this_process_admitted_since_its_last_reading_count_as_waiting(api_caller: ApiCaller, stock) -> None:  # type: ignore[no-untyped-def]
-    """A wave of orders between two readings: the queue shows none of them yet (no relay runs here), but each one
-    admitted is a tenth of a second more to wait at 10 sagas a second."""
+@override_settings(ADMISSION_ORDER_LAG_S=1.05, ADMISSION_SAGA_RATE_PER_S=10.0, ADMISSION_CHECK_EVERY_S=60.0)
+def test_orders_placed_since_the_last_reading_count_while_the_queue_is_busy(
+    api_caller: ApiCaller, stock, clock
+) -> None:  # type: ignore[no-untyped-def]
+    """A wave of orders between two readings: the queue shows none of them yet (no relay runs here), but while the
+    workers are busy each one placed is a tenth of a second more to wait at 10 sagas a second."""
     stock("SKU-A", 100)
-    answers = [api_caller.place(order_body("SKU-A", 1, region="eu")).status_code for _ in range(12)]
+    start_saga_waiting("eu", waited_s=0)  # 0.1 s of work: the queue is busy
 
-    assert answers == [202] * 11 + [503]  # the 11th found 1.0 s, not over the threshold; the 12th 1.1 s
-    assert queue_wait(START_SAGA, "eu").depth == 0
-    assert api_caller.place(order_body("SKU-A", 1, region="us")).status_code == 202
+    answers = [api_caller.place(order_body("SKU-A", 1, region="eu")).status_code for _ in range(11)]
+
+    assert answers == [202] * 10 + [503]  # the 10th found 0.1 + 0.9 s; the 11th 1.1 s, over 1.05
+    assert queue_wait(START_SAGA, "eu").depth == 1
+    assert api_caller.place(order_body("SKU-A", 1, region="us")).status_code == 202  # us is idle
+    assert api_caller.place(order_body("SKU-A", 1, region="eu")).status_code == 503  # a refusal added nothing
+    clock.now += IN_FLIGHT_S + 0.05
+    assert api_caller.place(order_body("SKU-A", 1, region="eu")).status_code == 202  # in the queue by now
+
+
+@override_settings(ADMISSION_ORDER_LAG_S=0.25, ADMISSION_SAGA_RATE_PER_S=10.0, ADMISSION_CHECK_EVERY_S=60.0)
+def test_only_orders_placed_count_not_requests_refused_or_repeated(api_caller: ApiCaller, stock, clock) -> None:  # type: ignore[no-untyped-def]
+    stock("SKU-A", 100)
+    start_saga_waiting("eu", waited_s=0)  # 0.1 s of work
+    invalid = {**order_body("SKU-A", 1, region="eu"), "lines": []}
+    for _ in range(5):
+        assert (
+            api_caller.client.post(
+                "/api/v1/orders", order_body("SKU-A", 1), content_type="application/json"
+            ).status_code
+            == 401
+        )
+        assert api_caller.place(invalid).status_code == 422
+
+    first = api_caller.place(order_body("SKU-A", 1, region="eu"), key="order-1")  # 0.1 s: placed, counts
+    repeated = api_caller.place(order_body("SKU-A", 1, region="eu"), key="order-1")  # 0.2 s: a replay, counts not
+
+    assert (first.status_code, repeated.status_code, repeated["Idempotent-Replayed"]) == (202, 202, "true")
+    assert api_caller.place(order_body("SKU-A", 1, region="eu")).status_code == 202  # 0.2 s
+    assert api_caller.place(order_body("SKU-A", 1, region="eu")).status_code == 503  # 0.3 s
 
 
 @override_settings(ADMISSION_SAGA_RATE_PER_S=10.0)
-def test_orders_admitted_are_announced_at_the_next_reading_and_count_for_every_process(clock) -> None:  # type: ignore[no-untyped-def]
-    assert saga_lag_s()["eu"] == 0.0
-    admission.admit_order("eu")
-    admission.admit_order("eu")
+def test_orders_placed_are_announced_at_the_next_reading_and_count_for_every_process(clock) -> None:  # type: ignore[no-untyped-def]
+    start_saga_waiting("eu", waited_s=0)
+    assert saga_lag_s()["eu"] == pytest.approx(0.1)
+    for _ in range(2):
+        admission.order_placed("eu", admitted_at=admission.admit_order("eu"))
+    admission.order_placed("eu", admitted_at=clock.now - IN_FLIGHT_S - 1)  # a long request: in the queue by now
+    admission.order_placed("mars", admitted_at=clock.now)  # no such region: nothing to count it against
     clock.now += 0.1
     redis_client().incrby(announced_key("saga.eu"), 15)  # another web process's announcement meanwhile
 
-    assert saga_lag_s()["eu"] == pytest.approx(17 / 10)  # none of the 17 in the queue yet
-    assert int(redis_client().get(announced_key("saga.eu"))) == 17  # this process's two, announced
-    clock.now += UNSEEN_S + 0.05
-    assert saga_lag_s()["eu"] == 0.0  # admitted long enough ago to be in the queue's length, were they waiting
+    assert saga_lag_s()["eu"] == pytest.approx((1 + 17) / 10)  # the 17 placed are in flight, not in the queue
+    assert int(redis_client().get(announced_key("saga.eu"))) == 17  # this process announced its two
+    clock.now += IN_FLIGHT_S + 0.05
+    assert saga_lag_s()["eu"] == pytest.approx(0.1)  # placed long enough ago to show in the queue, were they there
+
+
+@override_settings(ADMISSION_SAGA_RATE_PER_S=10.0)
+def test_orders_on_their_way_to_a_queue_the_workers_keep_up_with_do_not_count(clock) -> None:  # type: ignore[no-untyped-def]
+    """A fast machine at a spike: the queue is empty at every reading, and 40 orders placed in a quarter second are
+    not 4 s of wait at the least rate."""
+    assert saga_lag_s()["apac"] == 0.0
+    redis_client().incrby(announced_key("saga.apac"), 40)
+    for _ in range(40):
+        admission.order_placed("apac", admitted_at=clock.now)
+    clock.now += 0.1
+
+    assert saga_lag_s()["apac"] == 0.0
+    admission.admit_order("apac")  # not refused
+
+
+def test_orders_placed_and_not_yet_announced_are_counted_within_the_quarter_second() -> None:
+    placed = Placed()
+    placed.add("eu", admitted_at=10.0)
+    placed.add("eu", admitted_at=10.2)
+    placed.add("us", admitted_at=9.0)
+
+    assert (placed.count("eu", now=10.2), placed.count("eu", now=10.3), placed.count("us", now=10.3)) == (2, 1, 0)
+    assert placed.take(now=10.3) == {"eu": 1}  # the one placed at 10.0 shows in the queue by now
+    assert placed.take(now=10.3) == {}
+    assert placed.count("eu", now=10.3) == 0
 
 
 def test_announcements_count_what_arrived_in_the_last_quarter_second() -> None:
     announcements = Announcements()
 
-    assert announcements.unseen("eu", announced=1_000, at=0.0) == 0  # a first reading: the counter's history is not ours
-    assert announcements.unseen("eu", announced=1_010, at=0.1) == 10
-    assert announcements.unseen("eu", announced=1_030, at=0.2) == 30
+    assert (
+        announcements.in_flight("eu", announced=1_000, at=0.0) == 0
+    )  # a first reading: the counter's past is not ours
+    assert announcements.in_flight("eu", announced=1_010, at=0.1) == 10
+    assert announcements.in_flight("eu", announced=1_030, at=0.2) == 30
     # Since the last reading at least 0.25 s old, in proportion: 40 in 0.3 s, 40 in the 0.3 s since 0.1.
-    assert announcements.unseen("eu", announced=1_040, at=0.3) == pytest.approx(40 * UNSEEN_S / 0.3)
-    assert announcements.unseen("eu", announced=1_050, at=0.4) == pytest.approx(40 * UNSEEN_S / 0.3)
-    assert announcements.unseen("eu", announced=1_050, at=0.5) == pytest.approx(20 * UNSEEN_S / 0.3)  # since 0.2
-    assert announcements.unseen("us", announced=7, at=0.4) == 0  # each region its own
+    assert announcements.in_flight("eu", announced=1_040, at=0.3) == pytest.approx(40 * IN_FLIGHT_S / 0.3)
+    assert announcements.in_flight("eu", announced=1_050, at=0.4) == pytest.approx(40 * IN_FLIGHT_S / 0.3)
+    assert announcements.in_flight("eu", announced=1_050, at=0.5) == pytest.approx(20 * IN_FLIGHT_S / 0.3)  # since 0.2
+    assert announcements.in_flight("eu", announced=1_050, at=0.75) == 0  # 0.75 - 0.5 is 0.25, by the float's rounding
+    assert announcements.in_flight("us", announced=7, at=0.4) == 0  # each region its own
     # A process idle for a minute: what it missed is read at its average, a quarter second's worth.
-    assert announcements.unseen("eu", announced=1_650, at=60.5) == pytest.approx(600 * UNSEEN_S / 60)
-    assert announcements.unseen("eu", announced=3, at=60.6) == 0  # the counter began again: so do we
+    assert announcements.in_flight("eu", announced=1_650, at=60.75) == pytest.approx(600 * IN_FLIGHT_S / 60)
+    assert announcements.in_flight("eu", announced=3, at=60.8) == 0  # the counter began again: so do we
 
 
-def test_announcing_adds_to_every_region_s_counter_in_the_same_round_trip() -> None:
+def test_announcing_adds_to_every_region_s_counter_in_the_reading_s_round_trip(monkeypatch: pytest.MonkeyPatch) -> None:
+    start_saga_waiting("eu", waited_s=2.0)
+    taken_off("eu", 5)
     redis_client().incrby(announced_key("saga.us"), 4)
+    before = queue_wait(START_SAGA, "eu")
+    pipelines = []
+    monkeypatch.setattr("messaging.queues.redis_client", lambda: pipelines.append(1) or redis_client())
 
     readings = queue_waits(START_SAGA, ["eu", "us", "apac"], announce={"eu": 3, "mars": 9})
 
+    assert len(pipelines) == 1
     assert {region: wait.announced for region, wait in readings.items()} == {"eu": 3, "us": 4, "apac": 0}
-    assert queue_wait(START_SAGA, "eu").announced is None  # only read when announcing
+    assert (readings["eu"].depth, readings["eu"].taken, readings["eu"].oldest_at) == (1, 5, before.oldest_at)
+    assert before.announced is None  # only read when announcing
+    assert redis_client().exists(announced_key("saga.apac")) == 0  # nothing to announce: nothing written
