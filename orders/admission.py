@@ -27,11 +27,12 @@ Each process reads the lag at most every ``ADMISSION_CHECK_EVERY_S``.
 A queue's length shows an admitted order only once the relay has published its
 ``StartSaga``, and a process admits on its last reading until the next: under
 a wave of retries a region's queue grew to twice the threshold's worth between
-readings. So while a region's queue holds messages (its workers busy), the
-orders placed in the last ``IN_FLIGHT_S`` count as waiting, shown there yet or
-not: each process adds those it placed since its last reading, and announces
-them at its next one, in the same round trip (``queue_waits(announce=…)``);
-every process reads all processes' announcements from the counter. An order
+readings. So while a region's queue is busy (seen holding messages within
+``BUSY_WITHIN_S``), the orders placed in the last ``IN_FLIGHT_S`` count as
+waiting, shown there yet or not: each process adds those it placed since its
+last reading, and announces them at its next one, in the same round trip
+(``queue_waits(announce=…)``); every process reads all processes'
+announcements from the counter. An order
 counts once it is placed (``202``, not a replay of an earlier request): a
 request refused by authentication or validation counts for nothing.
 
@@ -71,6 +72,11 @@ MIN_BACKLOGGED_RATE_PER_S = 1.0
 # busy). Orders placed longer ago are taken to show in the queue's length; those placed since may show there too,
 # which reads a busy queue's lag that much longer (at most what arrives in a quarter second).
 IN_FLIGHT_S = 0.25
+# Orders on their way count while the region's queue was seen holding messages within this long: under a wave of
+# retries a queue the workers had just emptied filled again with orders the next readings could not show yet
+# (accepted orders' p99 2.4 s counting them only while the queue held messages at the last reading, against
+# 2.0-2.2 s always; docs/performance.md, 8 Dec).
+BUSY_WITHIN_S = 1.0
 # Readings this close count as IN_FLIGHT_S apart (0.35 - 0.1 is 0.24999999999999997).
 _EPSILON_S = 1e-6
 
@@ -88,8 +94,8 @@ class Overloaded(Exception):
 class Lag:
     by_region: dict[str, float]
     read_at: float
-    # The rate each region's wait was read at, for regions whose queue held messages: orders placed since count
-    # into their lag at that rate.
+    # The rate each region's wait was read at, for regions whose queue was busy: orders placed since count into
+    # their lag at that rate.
     busy_rate_by_region: dict[str, float] = field(default_factory=dict)
 
 
@@ -134,6 +140,10 @@ class DrainRates:
             len(readings) >= MIN_BACKLOGGED_READINGS and taken > first and all(seen > 0 for _, _, seen in readings)
         )
         return Drain(per_s=(taken - first) / (at - first_at), backlogged=backlogged)
+
+    def held_messages_since(self, region: str, since: float) -> bool:
+        """Whether a reading since ``since`` found the region's queue holding messages."""
+        return any(at >= since and depth > 0 for at, _, depth in self._readings.get(region, ()))
 
 
 class Announcements:
@@ -210,8 +220,8 @@ def _reading() -> Lag:
 
 
 def _region_lag(region: str) -> float:
-    """The region's lag as of the last reading, with the orders this process placed since it if its queue held
-    messages then."""
+    """The region's lag as of the last reading, with the orders this process placed since it if its queue was
+    busy then."""
     reading = _reading()
     lag = reading.by_region.get(region, 0.0)
     rate = reading.busy_rate_by_region.get(region)
@@ -238,7 +248,7 @@ def _measure_lag(*, read_at: float) -> Lag:
             else _announcements.in_flight(region, announced=waiting.announced, at=counted_at)
         )
         rate = _drain_rate(drain)
-        if waiting.depth == 0:
+        if not _rates.held_messages_since(region, counted_at - BUSY_WITHIN_S):
             # The workers keep up: orders on their way will be taken as they come, and the least rate would read
             # them as a wait they do not have.
             lag[region] = waited
