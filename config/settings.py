@@ -133,7 +133,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
 # Seconds a process remembers which client a bearer token belongs to (0: look it up on every request).
 API_CLIENT_CACHE_S = float(os.environ.get("API_CLIENT_CACHE_S", "10"))
 
-# Admission control (orders/admission.py): shed new orders of a region whose saga is this many seconds
+# Admission control (orders/admission/): shed new orders of a region whose saga is this many seconds
 # behind, and low-priority reads earlier; the lag is read at most every ADMISSION_CHECK_EVERY_S.
 # 1.5 s: the wait that leaves an accepted order its 2 s once its saga runs (a few hundred ms under load). At
 # 10 s p99 never came back within 2 s in the 40 s after a 10x spike; at 3 s, once the wait was measured rather
@@ -146,10 +146,10 @@ ADMISSION_READ_LAG_S = float(os.environ.get("ADMISSION_READ_LAG_S", "1"))
 # (accepted orders' p99 4.1-4.8 s at 120/s offered on a box that did 60-70/s, against 2.7-3.7 s at 0.1 s;
 # docs/performance.md, 7 Dec, 22:52). A reading is one Redis round trip for all regions, 0.46 ms of a web
 # process's CPU on that box: ten a second cost each web process under 0.5 % of a core, and only while requests come.
-# While a region's queue holds messages, the orders placed in the last quarter second (orders/admission.py,
-# IN_FLIGHT_S) count as queued, those of this process at once and those of every process from the reading that
-# announced them: at 0.1 s alone, accepted orders still waited up to twice the threshold under a wave of retries
-# (docs/performance.md, 8 Dec).
+# While a region's queue is busy (seen holding a reading interval's work within the last second), orders on their
+# way to it count as queued (orders/admission/): this process's while their request runs and a quarter second
+# after they were placed, every process's from the reading that announced them. At 0.1 s alone, accepted orders
+# still waited up to twice the threshold under a wave of retries (docs/performance.md, 8 Dec).
 ADMISSION_CHECK_EVERY_S = float(os.environ.get("ADMISSION_CHECK_EVERY_S", "0.1"))
 # A region's queue turns into seconds of wait at the rate the workers were seen to take its messages over the last
 # ADMISSION_DRAIN_WINDOW_S (messaging/drain.py), and at least ADMISSION_SAGA_RATE_PER_S sagas a second: the rate

@@ -3,7 +3,7 @@
 Each worker process counts the messages it takes from each queue and adds its counts to one Redis counter per
 queue every ``FLUSH_EVERY_S`` (one pipelined round trip for all it counted meanwhile), so that any process
 can tell how fast a queue drains from two readings of its counter (``messaging.queues.queues_wait`` reads it
-with the queue's length). The admission gate (orders/admission.py) turns a region's saga queue into seconds
+with the queue's length). The admission gate (orders/admission/) turns a region's saga queue into seconds
 of wait with it, instead of with a constant rate that fits one box on one day.
 
 A count is a gauge, not a record: one that cannot be written (Redis away) is dropped with a warning (once a
