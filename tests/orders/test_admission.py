@@ -304,20 +304,23 @@ def test_an_order_refused_just_over_the_threshold_is_asked_back_after_a_second(a
     assert (refused.status_code, refused["Retry-After"]) == (503, "1")
 
 
+class OnlyPipelines:
+    """A Redis client that counts the pipelines asked of it; any command sent outside one fails."""
+
+    def __init__(self) -> None:
+        self.pipelines = 0
+
+    def pipeline(self, **options: Any) -> Any:
+        self.pipelines += 1
+        return redis_client().pipeline(**options)
+
+
 def test_every_region_s_queue_is_read_in_one_round_trip(monkeypatch: pytest.MonkeyPatch) -> None:
     start_saga_waiting("eu", waited_s=2.0)
     start_saga_waiting("apac", waited_s=0.5)
     taken_off("us", 7)
 
-    class CountedPipelines:
-        def __init__(self) -> None:
-            self.pipelines = 0
-
-        def pipeline(self, **options: Any) -> Any:
-            self.pipelines += 1
-            return redis_client().pipeline(**options)
-
-    counted = CountedPipelines()
+    counted = OnlyPipelines()
     monkeypatch.setattr("messaging.queues.redis_client", lambda: counted)
     readings = queue_waits(START_SAGA, ["eu", "us", "apac"])
     assert counted.pipelines == 1
@@ -486,14 +489,6 @@ def test_announcing_adds_to_every_region_s_counter_in_the_reading_s_round_trip(m
     taken_off("eu", 5)
     redis_client().incrby(announced_key("saga.us"), 4)
     before = queue_wait(START_SAGA, "eu")
-
-    class OnlyPipelines:  # any command sent outside a pipeline fails
-        def __init__(self) -> None:
-            self.pipelines = 0
-
-        def pipeline(self, **options: Any) -> Any:
-            self.pipelines += 1
-            return redis_client().pipeline(**options)
 
     counted = OnlyPipelines()
     monkeypatch.setattr("messaging.queues.redis_client", lambda: counted)
