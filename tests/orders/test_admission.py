@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -11,7 +12,7 @@ from typing import Any
 
 import pytest
 import redis
-from django.test import override_settings
+from django.test import Client, override_settings
 from django.utils import timezone
 
 from messaging.api import queue_wait, queue_waits, redis_client
@@ -499,3 +500,14 @@ def test_announcing_adds_to_every_region_s_counter_in_the_reading_s_round_trip(m
     assert (readings["eu"].depth, readings["eu"].taken, readings["eu"].oldest_at) == (1, 5, before.oldest_at)
     assert before.announced is None  # only read when announcing
     assert redis_client().exists(announced_key("saga.apac")) == 0  # nothing to announce: nothing written
+
+
+@override_settings(ADMISSION_SAGA_RATE_PER_S=10.0)
+def test_the_lag_the_gate_reads_is_a_metric_by_region() -> None:
+    for _ in range(25):
+        start_saga_waiting("us", waited_s=0)
+
+    scraped = Client().get("/metrics").content.decode()
+
+    lags = dict(re.findall(r'admission_saga_lag_seconds\{region="(\w+)"\} ([\d.e+-]+)', scraped))
+    assert {region: float(lag) for region, lag in lags.items()} == {"apac": 0.0, "eu": 0.0, "us": pytest.approx(2.5)}
