@@ -145,10 +145,11 @@ ADMISSION_READ_LAG_S = float(os.environ.get("ADMISSION_READ_LAG_S", "1"))
 # Retry-After; at 0.5 s such a wave filled a region's queue well past the threshold before a reading showed it
 # (accepted orders' p99 4.1-4.8 s at 120/s offered on a box that did 60-70/s, against 2.7-3.7 s at 0.1 s;
 # docs/performance.md, 7 Dec, 22:52). A reading is one Redis round trip for all regions, 0.46 ms of a web
-# process's CPU on that box: ten a second cost each web process under 0.5 % of a core, and only while requests come.
+# process's CPU on that box (one command more per queue since 8 Dec): ten a second cost each web process under
+# 0.5 % of a core, and only while requests come.
 # While a region's queue is busy (seen holding a reading interval's work within the last second), orders on their
-# way to it count as queued (orders/admission/): this process's while their request runs and a quarter second
-# after they were placed, every process's from the reading that announced them. At 0.1 s alone, accepted orders
+# way to it count as queued (orders/admission/): this process's from their admission until the next reading after
+# they were placed, every process's from the reading that announced them. At 0.1 s alone, accepted orders
 # still waited up to twice the threshold under a wave of retries (docs/performance.md, 8 Dec).
 ADMISSION_CHECK_EVERY_S = float(os.environ.get("ADMISSION_CHECK_EVERY_S", "0.1"))
 # A region's queue turns into seconds of wait at the rate the workers were seen to take its messages over the last

@@ -56,7 +56,9 @@ def queue_waits(
     same round trip, and every region's counters read back. A queue's length shows a message only once the relay
     has published it; two readings of the counter tell how many were announced between them, by every process
     that announces. A region's announcement is added to each of its queues and summed back, as its depth is.
-    Counters are never reset: only their growth means something.
+    Counters are never reset: only their growth means something. The client sends a pipeline again after a
+    timeout, so a round trip that Redis applied but did not answer announces its messages twice: a brief
+    overcount, while Redis is in trouble only.
     """
     if not subscribers(message_type):
         load_all_consumers()

@@ -10,8 +10,9 @@ class OrdersConfig(AppConfig):
 
         from messaging.api import register_scrape_collector
         from orders import admission  # noqa: F401 - registers the check of the admission gate's settings
+        from orders.admission.metrics import AdmissionLagCollector
         from orders.client_tokens import forget_clients
-        from orders.metrics import AdmissionLagCollector, OrdersByStateCollector
+        from orders.metrics import OrdersByStateCollector
         from orders.models import ApiClient
 
         register_scrape_collector(OrdersByStateCollector())

@@ -41,20 +41,3 @@ class OrdersByStateCollector(Collector):
             for region in Region.values:
                 gauge.add_metric([state, region], counts.get((state, region), 0))
         yield gauge
-
-
-class AdmissionLagCollector(Collector):
-    """The saga's lag in each region as this process's admission gate reads it (orders/admission/): what it
-    compares with ADMISSION_ORDER_LAG_S, orders on their way included while the region's queue is busy."""
-
-    def collect(self) -> Iterator[Metric]:
-        from orders.admission import saga_lag_s
-
-        gauge = GaugeMetricFamily(
-            "admission_saga_lag_seconds",
-            "Seconds a new order would wait for its saga, as the scraped process's admission gate reads it",
-            labels=["region"],
-        )
-        for region, lag in sorted(saga_lag_s().items()):
-            gauge.add_metric([region], lag)
-        yield gauge

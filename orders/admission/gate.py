@@ -27,6 +27,8 @@ MIN_BACKLOGGED_RATE_PER_S = 1.0
 # not show yet (accepted orders' p99 2.4 s counting them only while the last reading found messages, against
 # 2.0-2.2 s; docs/performance.md, 8 Dec). A message or two between the relay and a worker that keeps up is not it.
 BUSY_WITHIN_S = 1.0
+# A reading older than this is not shown as a metric (admission_saga_lag_seconds): the process served no orders lately.
+SHOWN_FOR_S = 10.0
 
 
 class Overloaded(Exception):
@@ -56,8 +58,18 @@ _clock = time.monotonic
 
 
 def saga_lag_s() -> dict[str, float]:
-    """Seconds the saga is behind in each region (0 when nothing waits), as of the last reading."""
+    """Seconds the saga is behind in each region (0 when nothing waits), as of the last reading (taken now if it
+    is older than ``ADMISSION_CHECK_EVERY_S``)."""
     return _reading().by_region
+
+
+def last_saga_lag_s() -> dict[str, float]:
+    """``saga_lag_s`` as of the last reading, without taking one; nothing when there is none of the last
+    ``SHOWN_FOR_S``."""
+    last = _last
+    if last is None or _clock() - last.read_at > SHOWN_FOR_S:
+        return {}
+    return last.by_region
 
 
 def _reading() -> Lag:
@@ -113,9 +125,10 @@ def _measure_lag(*, read_at: float) -> Lag:
 
 
 def _busy(region: str, drain: Drain | None, rate: float, *, at: float) -> bool:
-    """Whether orders on their way to the region's queue will wait there: its rate was measured, and a reading
-    within ``BUSY_WITHIN_S`` found it holding a reading interval's work. Otherwise the workers keep up (or the
-    rate is only the least assumed), and orders on their way will be taken as they come."""
+    """Whether orders on their way to the region's queue will wait there: a drain was measured, and a reading
+    within ``BUSY_WITHIN_S`` found the queue holding a reading interval's work at the rate it is read at.
+    Otherwise the workers keep up (or no drain was measured yet, and the least rate assumed would read orders on
+    their way as a wait they may not have), and orders on their way will be taken as they come."""
     if drain is None:
         return False
     held = _rates.longest_since(region, at - BUSY_WITHIN_S)

@@ -13,7 +13,7 @@ from ninja.errors import HttpError
 
 from inventory.api import get_stock_level
 from inventory.contracts import UnknownSku
-from orders.admission import order_placed
+from orders.admission import order_answered, order_placed
 from orders.http.presenters import order_body
 from orders.http.schemas import (
     MAX_ORDERS_PER_LOOKUP,
@@ -98,8 +98,10 @@ def place_order(
     response["Location"] = placement.body["url"]
     if placement.replayed:
         response["Idempotent-Replayed"] = "true"
-    elif (ticket := getattr(request, "admission_ticket", None)) is not None:
-        order_placed(ticket)  # on its way to the saga's queue: the admission gate counts it
+    if (ticket := getattr(request, "admission_ticket", None)) is not None:
+        # A new order is on its way to the saga's queue, counted by the admission gate; a repeat is not, even while
+        # it waits for the outcome below.
+        (order_answered if placement.replayed else order_placed)(ticket)
     wait = _requested_wait(prefer)
     if wait > 0 and _await_outcome(placement.order_id, wait):
         order = order_for_client(order_id=placement.order_id, client_id=client.id)

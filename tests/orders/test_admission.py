@@ -44,6 +44,9 @@ def _thresholds() -> Iterator[None]:
     forget_lag()
 
 
+NOT_AGED = -60.0  # a message written "in the future": its wait reads 0 however long a test runs
+
+
 def start_saga_waiting(region: str, *, waited_s: float) -> None:
     """A StartSaga of another order, still in the region's saga queue after ``waited_s``."""
     created = timezone.now() - timedelta(seconds=waited_s)
@@ -353,7 +356,7 @@ def test_orders_placed_since_the_last_reading_count_while_the_queue_is_busy(
     workers are busy each one placed is a tenth of a second more to wait at 10 sagas a second."""
     stock("SKU-A", 100)
     for _ in range(5):  # 0.5 s of work: a reading interval's, the queue is busy
-        start_saga_waiting("eu", waited_s=0)
+        start_saga_waiting("eu", waited_s=NOT_AGED)
     measured(clock)
 
     answers = [api_caller.place(order_body("SKU-A", 1, region="eu")).status_code for _ in range(7)]
@@ -372,7 +375,7 @@ def test_only_orders_placed_count_once_answered_not_requests_refused_or_repeated
 ) -> None:  # type: ignore[no-untyped-def]
     stock("SKU-A", 100)
     for _ in range(5):
-        start_saga_waiting("eu", waited_s=0)  # 0.5 s of work
+        start_saga_waiting("eu", waited_s=NOT_AGED)  # 0.5 s of work
     measured(clock)
     invalid = {**order_body("SKU-A", 1, region="eu"), "lines": []}
     for _ in range(5):
@@ -393,7 +396,7 @@ def test_only_orders_placed_count_once_answered_not_requests_refused_or_repeated
 @override_settings(ADMISSION_SAGA_RATE_PER_S=10.0, ADMISSION_CHECK_EVERY_S=0.05)
 def test_orders_placed_are_announced_at_the_next_reading_and_count_for_every_process(clock) -> None:  # type: ignore[no-untyped-def]
     for _ in range(20):
-        start_saga_waiting("eu", waited_s=0)  # 2 s of work
+        start_saga_waiting("eu", waited_s=NOT_AGED)  # 2 s of work
     measured(clock)
     clock.now += IN_FLIGHT_S / 2
     assert saga_lag_s()["eu"] == pytest.approx(2.0)
@@ -416,8 +419,8 @@ def test_orders_placed_are_announced_at_the_next_reading_and_count_for_every_pro
 def test_orders_on_their_way_to_a_queue_the_workers_keep_up_with_do_not_count(clock) -> None:  # type: ignore[no-untyped-def]
     """A fast machine at a spike: 100 orders placed in a quarter second, two messages between the relay and a worker
     that takes 86 a second: not a second of wait, and not at the least rate before any rate is measured either."""
-    start_saga_waiting("apac", waited_s=0)
-    start_saga_waiting("apac", waited_s=0)
+    start_saga_waiting("apac", waited_s=NOT_AGED)
+    start_saga_waiting("apac", waited_s=NOT_AGED)
     saga_lag_s()
     clock.now += IN_FLIGHT_S
     redis_client().incrby(announced_key("saga.apac"), 100)
@@ -437,7 +440,7 @@ def test_orders_on_their_way_to_a_queue_the_workers_keep_up_with_do_not_count(cl
 def test_orders_on_their_way_count_for_a_second_after_the_queue_was_seen_busy(clock) -> None:  # type: ignore[no-untyped-def]
     """A wave of retries right after the workers emptied the queue: its orders count until a second has passed
     with the queue never seen holding work."""
-    start_saga_waiting("us", waited_s=0)
+    start_saga_waiting("us", waited_s=NOT_AGED)
     measured(clock)  # the queue held a message at both readings
     redis_client().delete("saga.us")  # the workers took it
     clock.now += IN_FLIGHT_S
@@ -478,11 +481,14 @@ def test_announcements_count_what_arrived_in_the_last_quarter_second() -> None:
     assert announcements.lately("eu", announced=1_040, at=0.3) == pytest.approx(40 * IN_FLIGHT_S / 0.3)
     assert announcements.lately("eu", announced=1_050, at=0.4) == pytest.approx(40 * IN_FLIGHT_S / 0.3)
     assert announcements.lately("eu", announced=1_050, at=0.5) == pytest.approx(20 * IN_FLIGHT_S / 0.3)  # since 0.2
-    assert announcements.lately("eu", announced=1_050, at=0.75) == 0  # 0.75 - 0.5 is 0.25, by the float's rounding
     assert announcements.lately("us", announced=7, at=0.4) == 0  # each region its own
     # A process idle for a minute: what it missed is read at its average, a quarter second's worth.
-    assert announcements.lately("eu", announced=1_650, at=60.75) == pytest.approx(600 * IN_FLIGHT_S / 60)
+    assert announcements.lately("eu", announced=1_650, at=60.5) == pytest.approx(600 * IN_FLIGHT_S / 60)
     assert announcements.lately("eu", announced=3, at=60.8) == 0  # the counter began again: so do we
+    # 0.35 - 0.1 is 0.24999999999999997: the reading at 0.1 is the quarter second's start, not the one before it.
+    assert announcements.lately("apac", announced=0, at=0.0) == 0
+    assert announcements.lately("apac", announced=10, at=0.1) == 10
+    assert announcements.lately("apac", announced=30, at=0.35) == 20
 
 
 def test_announcing_adds_to_every_region_s_counter_in_the_reading_s_round_trip(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -502,12 +508,42 @@ def test_announcing_adds_to_every_region_s_counter_in_the_reading_s_round_trip(m
     assert redis_client().exists(announced_key("saga.apac")) == 0  # nothing to announce: nothing written
 
 
-@override_settings(ADMISSION_SAGA_RATE_PER_S=10.0)
-def test_the_lag_the_gate_reads_is_a_metric_by_region() -> None:
-    for _ in range(25):
-        start_saga_waiting("us", waited_s=0)
-
+def scraped_lags() -> dict[str, float]:
     scraped = Client().get("/metrics").content.decode()
+    return {
+        region: float(lag)
+        for region, lag in re.findall(r'admission_saga_lag_seconds\{region="(\w+)"\} ([\d.e+-]+)', scraped)
+    }
 
-    lags = dict(re.findall(r'admission_saga_lag_seconds\{region="(\w+)"\} ([\d.e+-]+)', scraped))
-    assert {region: float(lag) for region, lag in lags.items()} == {"apac": 0.0, "eu": 0.0, "us": pytest.approx(2.5)}
+
+@override_settings(ADMISSION_SAGA_RATE_PER_S=10.0)
+def test_the_lag_the_gate_last_read_is_a_metric_by_region(clock, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(25):
+        start_saga_waiting("us", waited_s=NOT_AGED)
+    assert scraped_lags() == {}  # no reading yet: a scrape takes none of its own
+
+    saga_lag_s()
+    monkeypatch.setattr("messaging.queues.redis_client", lambda: None)  # a scrape reads nothing from Redis
+    assert scraped_lags() == {"apac": 0.0, "eu": 0.0, "us": pytest.approx(2.5)}
+    clock.now += gate.SHOWN_FOR_S + 1
+    assert scraped_lags() == {}  # a process that served no orders lately has nothing to say
+
+
+@override_settings(ADMISSION_ORDER_LAG_S=10.0, ADMISSION_SAGA_RATE_PER_S=10.0, ADMISSION_CHECK_EVERY_S=0.5)
+def test_a_repeat_waiting_for_its_outcome_is_not_on_its_way(api_caller: ApiCaller, stock, clock, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    stock("SKU-A", 10)
+    for _ in range(5):
+        start_saga_waiting("eu", waited_s=NOT_AGED)  # busy
+    measured(clock)
+    assert api_caller.place(order_body("SKU-A", 1, region="eu"), key="order-1").status_code == 202
+    on_their_way_while_waiting = []
+
+    def waiting(order_id: uuid.UUID, seconds: float) -> bool:
+        on_their_way_while_waiting.append(gate._on_their_way.count("eu", now=clock.now))
+        return False
+
+    monkeypatch.setattr("orders.http.routes._await_outcome", waiting)
+    repeated = api_caller.place(order_body("SKU-A", 1, region="eu"), key="order-1", wait=10)
+
+    assert (repeated.status_code, repeated["Idempotent-Replayed"]) == (202, "true")
+    assert on_their_way_while_waiting == [1]  # the order placed first, not its repeat
